@@ -1,0 +1,66 @@
+# Quickstart on a fresh Debian/Ubuntu machine:  make demo   and   make test
+# Both set up everything they need: system packages (apt-get, when run as root), a virtualenv
+# in .venv and the package with its dev extras.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# postgresql: initdb/postgres/pgbench for the throwaway servers; redis-server + redis-tools:
+# redis-server and redis-benchmark; fio: the storage reference tool.
+SYSTEM_PACKAGES := postgresql postgresql-contrib redis-server redis-tools fio
+# What each package provides, checked before calling apt-get at all.
+SYSTEM_PROBES := "initdb:postgresql" "pgbench:postgresql-contrib" "redis-server:redis-server" \
+                 "redis-benchmark:redis-tools" "fio:fio"
+
+.PHONY: demo test lint bootstrap system-packages clean
+
+demo: bootstrap
+	$(BIN)/immichcheck bench --local --profile quick
+	$(BIN)/immichcheck report --format markdown --output reports/latest.md
+	@echo "Saved runs are under reports/runs/; the comparison report is reports/latest.md"
+
+test: bootstrap lint
+	$(BIN)/pytest -q
+
+lint: bootstrap
+	$(BIN)/ruff check immichcheck tests benchmarks
+	$(BIN)/mypy
+
+bootstrap: system-packages $(STAMP)
+
+# Installs only what is missing. Debian keeps the PostgreSQL server binaries outside PATH
+# (/usr/lib/postgresql/<version>/bin), so look there too.
+system-packages:
+	@missing=""; \
+	for probe in $(SYSTEM_PROBES); do \
+	  tool=$${probe%%:*}; package=$${probe##*:}; \
+	  if ! command -v $$tool >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/$$tool >/dev/null 2>&1; then \
+	    missing="$$missing $$package"; \
+	  fi; \
+	done; \
+	if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing system packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+	    for service in postgresql redis-server; do \
+	      (systemctl disable --now $$service || service $$service stop) >/dev/null 2>&1 || true; \
+	    done; \
+	  else \
+	    echo "Missing system packages:$$missing"; \
+	    echo "Run:  sudo apt-get install -y$$missing"; \
+	    exit 3; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "immichcheck needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

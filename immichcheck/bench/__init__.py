@@ -1,0 +1,1 @@
+"""Benchmark engines and suites: PostgreSQL, Redis, ML, upload, storage."""

@@ -1,0 +1,114 @@
+"""The `immichcheck` command line: a thin click group whose commands live in `commands/`.
+
+Commands are imported only when invoked (or listed by --help), and they import their heavy
+libraries (pandas, asyncpg, kr8s) inside their functions, so `immichcheck --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from immichcheck import __version__
+from immichcheck.config import default_map_from_config, read_config_file
+from immichcheck.errors import ExitCode, ImmichcheckError
+from immichcheck.options import option
+
+# name -> "module:attribute"; one line per command keeps the registry obvious.
+COMMANDS: dict[str, str] = {
+    "verify": "immichcheck.commands.verify:verify",
+    "bench": "immichcheck.commands.bench:bench",
+    "report": "immichcheck.commands.report:report",
+    "export": "immichcheck.commands.export:export",
+    "manifests": "immichcheck.commands.manifests:manifests",
+    "support-bundle": "immichcheck.commands.support_bundle:support_bundle",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None  # command not part of this build
+            raise
+        command = getattr(module, attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="immichcheck")
+@option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file with option defaults (top-level keys for every command, [verify] etc. "
+    "for one). Flags and IMMICHCHECK_* variables override it.",
+)
+@option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
+    """Verify and benchmark a self-hosted Immich deployment on Kubernetes.
+
+    \b
+    immichcheck bench --local          benchmark this machine as an Immich node (no cluster)
+    immichcheck verify                 check a deployed cluster against manifests/
+    immichcheck bench --node node05    benchmark on a cluster node (a pinned Job)
+    immichcheck report                 compare runs: baseline vs now, node vs node
+    immichcheck export --prometheus F  write metrics for node_exporter's textfile collector
+
+    Exit codes: 0 OK, 1 warnings, 2 failures, 3 could not run (bad input,
+    unreachable, missing tools), 130 interrupted.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    if config_file:
+        config = read_config_file(config_file)
+        ctx.default_map = default_map_from_config(config, COMMANDS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every expected failure into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result: Any = cli.main(args=args, prog_name="immichcheck", standalone_mode=False)
+    except ImmichcheckError as exc:
+        click.echo(f"immichcheck: error: {exc.message}", err=True)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        # Usage errors exit 3 (could not run), keeping 2 unambiguous for verify's FAIL.
+        click.echo(f"immichcheck: error: {exc.format_message()}", err=True)
+        sys.exit(int(ExitCode.UNKNOWN))
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("immichcheck: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:  # the last line of defence: never a traceback without --debug
+        if debug:
+            raise
+        click.echo(
+            f"immichcheck: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            err=True,
+        )
+        sys.exit(int(ExitCode.UNKNOWN))
+    sys.exit(int(result) if isinstance(result, int) else 0)

@@ -1,0 +1,1 @@
+"""click commands, one module each; they stay thin and call library functions."""
