@@ -1,0 +1,1 @@
+"""Formatters: pure functions that turn run records into bytes (tables, JSON, Prometheus...)."""
