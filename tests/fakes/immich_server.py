@@ -1,0 +1,1011 @@
+"""A fake Immich server over real HTTP that follows the API contract in shared/REFERENCE.md.
+
+Status codes and bodies copy what a real v2.7.5 server answers (NestJS error shape
+`{"message", "error", "statusCode"}`); routes appear and disappear with the simulated
+version the way they did in real releases (the `/api/server-info/*` family before v1.118,
+`/api/server/*` from v1.107, `/api/queues` from v2.3).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.fakes.http_base import FakeHTTPServer, FilePart, Request, Response
+
+DEFAULT_VERSION = (2, 7, 5)
+NEW_ROUTES_SINCE = (1, 107, 0)  # /api/server/* appeared
+LEGACY_ROUTES_UNTIL = (1, 118, 0)  # /api/server-info/* removed
+QUEUES_ROUTE_SINCE = (2, 3, 0)  # /api/jobs renamed /api/queues
+
+DEFAULT_ADMIN_EMAIL = "admin@immichcheck.test"
+DEFAULT_ADMIN_NAME = "Immichcheck Admin"
+
+BASE_QUEUES = (
+    "thumbnailGeneration",
+    "metadataExtraction",
+    "videoConversion",
+    "faceDetection",
+    "facialRecognition",
+    "smartSearch",
+    "duplicateDetection",
+    "backgroundTask",
+    "storageTemplateMigration",
+    "migration",
+    "search",
+    "sidecar",
+    "library",
+    "notifications",
+    "backupDatabase",
+)
+V27_QUEUES = ("editor", "ocr", "workflow")
+
+IMAGE_EXTENSIONS = (
+    ".3fr", ".ari", ".arw", ".avif", ".bmp", ".cap", ".cin", ".cr2", ".cr3", ".crw", ".dcr",
+    ".dng", ".erf", ".fff", ".gif", ".heic", ".heif", ".hif", ".iiq", ".insp", ".jp2", ".jpe",
+    ".jpeg", ".jpg", ".jxl", ".k25", ".kdc", ".mrw", ".nef", ".nrw", ".orf", ".ori", ".pef",
+    ".png", ".psd", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".svg", ".tif",
+    ".tiff", ".webp", ".x3f",
+)  # fmt: skip
+VIDEO_EXTENSIONS = (
+    ".3gp", ".3gpp", ".avi", ".flv", ".insv", ".m2t", ".m2ts", ".m4v", ".mkv", ".mov", ".mp4",
+    ".mpe", ".mpeg", ".mpg", ".mts", ".vob", ".webm", ".wmv",
+)  # fmt: skip
+SIDECAR_EXTENSIONS = (".xmp",)
+
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+ASSET_ID_ROUTE = re.compile(r"^/api/assets/([^/]+)$")
+API_KEY_ID_ROUTE = re.compile(r"^/api/api-keys/([^/]+)$")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(status: int, message: str | list[str], error: str) -> Response:
+    """The NestJS error body every Immich endpoint uses."""
+    return Response.json(status, {"message": message, "error": error, "statusCode": status})
+
+
+def bad_request(message: str | list[str]) -> Response:
+    """400 in Immich's shape."""
+    return _error(400, message, "Bad Request")
+
+
+def _parse_checksum(value: str) -> bytes | None:
+    """A SHA-1 given as 40 hex digits or base64 (both are accepted by Immich)."""
+    value = value.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{40}", value):
+        return bytes.fromhex(value)
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 20 else None
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp as class-transformer would accept it, or None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class FakeUser:
+    """A user account."""
+
+    id: str
+    email: str
+    name: str
+    password: str
+    is_admin: bool
+    created_at: str = field(default_factory=_now_iso)
+
+    def to_dto(self) -> dict[str, Any]:
+        """UserAdminResponseDto (the fields clients read)."""
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "isAdmin": self.is_admin,
+            "profileImagePath": "",
+            "avatarColor": "primary",
+            "shouldChangePassword": False,
+            "storageLabel": "admin" if self.is_admin else None,
+            "quotaSizeInBytes": None,
+            "quotaUsageInBytes": 0,
+            "status": "active",
+            "createdAt": self.created_at,
+            "updatedAt": self.created_at,
+            "deletedAt": None,
+            "oauthId": "",
+            "license": None,
+        }
+
+
+@dataclass
+class FakeApiKey:
+    """An API key; the secret is only ever returned by the create call."""
+
+    id: str
+    name: str
+    secret: str
+    user_id: str
+    permissions: tuple[str, ...]
+    created_at: str = field(default_factory=_now_iso)
+
+    def to_dto(self) -> dict[str, Any]:
+        """APIKeyResponseDto."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "createdAt": self.created_at,
+            "updatedAt": self.created_at,
+            "permissions": list(self.permissions),
+        }
+
+
+@dataclass
+class FakeAsset:
+    """An uploaded asset, kept after deletion so tests can check cleanup."""
+
+    id: str
+    owner_id: str
+    device_asset_id: str
+    device_id: str
+    checksum: bytes
+    original_file_name: str
+    file_created_at: str
+    file_modified_at: str
+    size: int
+    type: str
+    is_favorite: bool = False
+    visibility: str = "timeline"
+    duration: str | None = None
+    created_at: str = field(default_factory=_now_iso)
+    trashed_at: str | None = None
+    deleted_at: str | None = None
+
+    @property
+    def is_deleted(self) -> bool:
+        """Force-deleted (gone from the database in a real server)."""
+        return self.deleted_at is not None
+
+    @property
+    def is_trashed(self) -> bool:
+        """In the trash (deleted without force)."""
+        return self.trashed_at is not None
+
+    def to_dto(self) -> dict[str, Any]:
+        """AssetResponseDto (the fields clients read)."""
+        return {
+            "id": self.id,
+            "deviceAssetId": self.device_asset_id,
+            "deviceId": self.device_id,
+            "ownerId": self.owner_id,
+            "libraryId": None,
+            "type": self.type,
+            "originalPath": f"/data/upload/{self.owner_id}/{self.id[:2]}/{self.id}",
+            "originalFileName": self.original_file_name,
+            "originalMimeType": "image/jpeg" if self.type == "IMAGE" else "video/mp4",
+            "fileCreatedAt": self.file_created_at,
+            "fileModifiedAt": self.file_modified_at,
+            "localDateTime": self.file_created_at,
+            "updatedAt": self.created_at,
+            "createdAt": self.created_at,
+            "isFavorite": self.is_favorite,
+            "isArchived": self.visibility == "archive",
+            "isTrashed": self.is_trashed,
+            "isOffline": False,
+            "visibility": self.visibility,
+            "duration": self.duration or "0:00:00.00000",
+            "checksum": base64.b64encode(self.checksum).decode(),
+            "hasMetadata": False,
+            "duplicateId": None,
+            "resized": False,
+            "thumbhash": None,
+        }
+
+
+class FakeImmichServer(FakeHTTPServer):
+    """Fake Immich server: public, auth, upload/delete, timeline, queues and socket.io open."""
+
+    server_name = "immich-fake"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version: tuple[int, int, int] = DEFAULT_VERSION
+        self.legacy_ping_only = False
+        self.upload_limit_bytes: int | None = None
+        self.onboarded = True
+        self.features: dict[str, bool] = {}
+        self.queue_counts: dict[str, dict[str, int]] = {}
+        self.paused_queues: set[str] = set()
+        self.users: dict[str, FakeUser] = {}
+        self.api_keys: dict[str, FakeApiKey] = {}
+        self.sessions: dict[str, str] = {}
+        self.assets: dict[str, FakeAsset] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.sockets: dict[str, dict[str, Any]] = {}
+        self.admin_email = DEFAULT_ADMIN_EMAIL
+        self.admin_password = ""
+        self.admin_api_key = ""
+        self.reset()
+
+    # State and knobs --------------------------------------------------------------------
+
+    def reset(self, *, seed_admin: bool = True) -> None:
+        """Back to a healthy v2.7.5 server; with `seed_admin` an admin and an API key exist."""
+        with self.lock:
+            self.reset_knobs()
+            self.version = DEFAULT_VERSION
+            self.legacy_ping_only = False
+            self.upload_limit_bytes = None
+            self.onboarded = True
+            self.features = {
+                "smartSearch": True,
+                "facialRecognition": True,
+                "duplicateDetection": True,
+                "map": True,
+                "reverseGeocoding": True,
+                "importFaces": False,
+                "sidecar": True,
+                "search": True,
+                "trash": True,
+                "oauth": False,
+                "oauthAutoLaunch": False,
+                "ocr": True,
+                "passwordLogin": True,
+                "configFile": False,
+                "email": False,
+            }
+            self.queue_counts = {}
+            self.paused_queues = set()
+            self.users = {}
+            self.api_keys = {}
+            self.sessions = {}
+            self.assets = {}
+            self.requests = []
+            self.sockets = {}
+            self.admin_password = ""
+            self.admin_api_key = ""
+            if seed_admin:
+                self.admin_password = secrets.token_urlsafe(18)
+                admin = self.create_user(
+                    DEFAULT_ADMIN_EMAIL, self.admin_password, DEFAULT_ADMIN_NAME, is_admin=True
+                )
+                self.admin_api_key = self.create_api_key(admin, "immichcheck-admin").secret
+
+    def create_user(
+        self, email: str, password: str, name: str, *, is_admin: bool = False
+    ) -> FakeUser:
+        """Add a user directly (what the admin UI would do)."""
+        with self.lock:
+            user = FakeUser(str(uuid.uuid4()), email, name, password, is_admin)
+            self.users[user.id] = user
+            return user
+
+    def create_api_key(
+        self, user: FakeUser, name: str, permissions: tuple[str, ...] = ("all",)
+    ) -> FakeApiKey:
+        """Add an API key for a user; tests use narrow permissions to provoke 403."""
+        with self.lock:
+            key = FakeApiKey(
+                str(uuid.uuid4()), name, secrets.token_urlsafe(32), user.id, tuple(permissions)
+            )
+            self.api_keys[key.secret] = key
+            return key
+
+    def queue_names(self) -> tuple[str, ...]:
+        """The BullMQ queues the simulated version has."""
+        return BASE_QUEUES + (V27_QUEUES if self.version >= (2, 7, 0) else ())
+
+    def live_assets(self) -> list[FakeAsset]:
+        """Assets not force-deleted."""
+        with self.lock:
+            return [asset for asset in self.assets.values() if not asset.is_deleted]
+
+    def deleted_assets(self) -> list[FakeAsset]:
+        """Assets that were force-deleted."""
+        with self.lock:
+            return [asset for asset in self.assets.values() if asset.is_deleted]
+
+    def version_string(self) -> str:
+        """`v2.7.5` style."""
+        return "v{}.{}.{}".format(*self.version)
+
+    # Dispatch ---------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Route one request and log it."""
+        started = time.perf_counter()
+        response = self._route(request)
+        with self.lock:
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+        return response
+
+    def _route(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        method = request.method
+        if path == "/api/socket.io":
+            return self._socket_io(request)
+        server_route = self._server_route(path)
+        if server_route is not None:
+            if method != "GET":
+                return self._not_found(request)
+            return server_route(request)
+        simple: dict[tuple[str, str], Callable[[Request], Response]] = {
+            ("POST", "/api/auth/admin-sign-up"): self._admin_sign_up,
+            ("POST", "/api/auth/login"): self._login,
+            ("POST", "/api/auth/logout"): self._logout,
+            ("POST", "/api/api-keys"): self._create_api_key,
+            ("GET", "/api/api-keys"): self._list_api_keys,
+            ("GET", "/api/users/me"): self._users_me,
+            ("POST", "/api/assets"): self._upload,
+            ("DELETE", "/api/assets"): self._delete_assets,
+            ("POST", "/api/assets/bulk-upload-check"): self._bulk_upload_check,
+            ("GET", "/api/jobs"): self._jobs,
+            ("GET", "/api/timeline/buckets"): self._timeline_buckets,
+            ("GET", "/api/timeline/bucket"): self._timeline_bucket,
+            ("POST", "/api/search/smart"): self._smart_search,
+        }
+        if self.version >= QUEUES_ROUTE_SINCE:
+            simple[("GET", "/api/queues")] = self._queues
+        handler = simple.get((method, path))
+        if handler is not None:
+            return handler(request)
+        match = ASSET_ID_ROUTE.match(path)
+        if match and method == "GET" and match.group(1) != "bulk-upload-check":
+            return self._get_asset(request, match.group(1))
+        match = API_KEY_ID_ROUTE.match(path)
+        if match and method == "DELETE":
+            return self._delete_api_key(request, match.group(1))
+        return self._not_found(request)
+
+    def _not_found(self, request: Request) -> Response:
+        request.drain()
+        return _error(404, f"Cannot {request.method} {request.path}", "Not Found")
+
+    def _server_route(self, path: str) -> Callable[[Request], Response] | None:
+        """The /api/server/* or legacy /api/server-info/* handler the version has, if any."""
+        new_family = self.version >= NEW_ROUTES_SINCE and not self.legacy_ping_only
+        legacy_family = self.version < LEGACY_ROUTES_UNTIL or self.legacy_ping_only
+        for prefix, available in (
+            ("/api/server/", new_family),
+            ("/api/server-info/", legacy_family),
+        ):
+            if path.startswith(prefix) and available:
+                name = path[len(prefix) :]
+                routes: dict[str, Callable[[Request], Response]] = {
+                    "ping": lambda _r: Response.json(200, {"res": "pong"}),
+                    "version": lambda _r: Response.json(200, self._version_dto()),
+                    "features": lambda _r: Response.json(200, dict(self.features)),
+                    "config": self._server_config,
+                    "media-types": lambda _r: Response.json(200, self._media_types()),
+                    "about": self._about,
+                    "storage": self._storage,
+                    "statistics": self._statistics,
+                }
+                return routes.get(name)
+        return None
+
+    # Authentication -------------------------------------------------------------------------
+
+    def _authenticate(
+        self, request: Request, permission: str, *, admin: bool = False
+    ) -> FakeUser | Response:
+        """The user behind the request, or the 401/403 a real server would send."""
+        key_value = request.headers.get("x-api-key") or request.query_value("apiKey")
+        bearer = request.headers.get("authorization", "")
+        cookie_token = _cookie(request.headers.get("cookie", ""), "immich_access_token")
+        permissions: tuple[str, ...] = ("all",)
+        with self.lock:
+            if key_value:
+                key = self.api_keys.get(key_value)
+                if key is None:
+                    return _error(401, "Invalid API key", "Unauthorized")
+                user = self.users[key.user_id]
+                permissions = key.permissions
+            elif bearer.lower().startswith("bearer ") or cookie_token:
+                token = bearer[7:].strip() if bearer else cookie_token
+                user_id = self.sessions.get(token or "")
+                if user_id is None:
+                    return _error(401, "Invalid user token", "Unauthorized")
+                user = self.users[user_id]
+            else:
+                return _error(401, "Authentication required", "Unauthorized")
+        if admin and not user.is_admin:
+            return _error(403, "Forbidden", "Forbidden")
+        if "all" not in permissions and permission not in permissions:
+            return _error(403, f"Missing required permission: {permission}", "Forbidden")
+        return user
+
+    def _json_body(self, request: Request) -> dict[str, Any] | Response:
+        try:
+            body = request.json()
+        except ValueError:
+            return bad_request("Unexpected token in JSON at position 0")
+        if not isinstance(body, dict):
+            return bad_request("Request body must be an object")
+        return body
+
+    # Server routes ----------------------------------------------------------------------
+
+    def _version_dto(self) -> dict[str, int]:
+        major, minor, patch = self.version
+        return {"major": major, "minor": minor, "patch": patch}
+
+    def _media_types(self) -> dict[str, list[str]]:
+        return {
+            "video": list(VIDEO_EXTENSIONS),
+            "image": list(IMAGE_EXTENSIONS),
+            "sidecar": list(SIDECAR_EXTENSIONS),
+        }
+
+    def _server_config(self, request: Request) -> Response:
+        with self.lock:
+            initialized = any(user.is_admin for user in self.users.values())
+        return Response.json(
+            200,
+            {
+                "loginPageMessage": "",
+                "trashDays": 30,
+                "userDeleteDelay": 7,
+                "oauthButtonText": "Login with OAuth",
+                "isInitialized": initialized,
+                "isOnboarded": initialized and self.onboarded,
+                "externalDomain": "",
+                "publicUsers": True,
+                "mapDarkStyleUrl": "https://tiles.immich.cloud/v1/style/dark.json",
+                "mapLightStyleUrl": "https://tiles.immich.cloud/v1/style/light.json",
+                "maintenanceMode": False,
+            },
+        )
+
+    def _about(self, request: Request) -> Response:
+        user = self._authenticate(request, "server.about")
+        if isinstance(user, Response):
+            return user
+        version = self.version_string()
+        return Response.json(
+            200,
+            {
+                "version": version,
+                "versionUrl": f"https://github.com/immich-app/immich/releases/tag/{version}",
+                "licensed": False,
+                "nodejs": "v22.18.0",
+                "ffmpeg": "7.1.1-7",
+                "imagemagick": "7.1.2-0",
+                "libvips": "8.17.1",
+                "exiftool": "13.30",
+                "repository": "immich-app/immich",
+                "repositoryUrl": "https://github.com/immich-app/immich",
+                "build": "fake",
+                "sourceRef": version,
+            },
+        )
+
+    def _storage(self, request: Request) -> Response:
+        user = self._authenticate(request, "server.storage")
+        if isinstance(user, Response):
+            return user
+        size = 2_000_000_000_000
+        used = 400_000_000_000 + sum(asset.size for asset in self.live_assets())
+        return Response.json(
+            200,
+            {
+                "diskSize": "1.8 TiB",
+                "diskUse": "372.5 GiB",
+                "diskAvailable": "1.5 TiB",
+                "diskSizeRaw": size,
+                "diskUseRaw": used,
+                "diskAvailableRaw": size - used,
+                "diskUsagePercentage": round(used * 100 / size, 2),
+            },
+        )
+
+    def _statistics(self, request: Request) -> Response:
+        user = self._authenticate(request, "server.statistics", admin=True)
+        if isinstance(user, Response):
+            return user
+        live = self.live_assets()
+        per_user = []
+        with self.lock:
+            users = list(self.users.values())
+        for owner in users:
+            owned = [asset for asset in live if asset.owner_id == owner.id]
+            photos = [asset for asset in owned if asset.type == "IMAGE"]
+            videos = [asset for asset in owned if asset.type == "VIDEO"]
+            per_user.append(
+                {
+                    "userId": owner.id,
+                    "userName": owner.name,
+                    "photos": len(photos),
+                    "videos": len(videos),
+                    "usage": sum(asset.size for asset in owned),
+                    "usagePhotos": sum(asset.size for asset in photos),
+                    "usageVideos": sum(asset.size for asset in videos),
+                    "quotaSizeInBytes": None,
+                }
+            )
+        return Response.json(
+            200,
+            {
+                "photos": sum(entry["photos"] for entry in per_user),
+                "videos": sum(entry["videos"] for entry in per_user),
+                "usage": sum(entry["usage"] for entry in per_user),
+                "usagePhotos": sum(entry["usagePhotos"] for entry in per_user),
+                "usageVideos": sum(entry["usageVideos"] for entry in per_user),
+                "usageByUser": per_user,
+            },
+        )
+
+    # Auth routes --------------------------------------------------------------------------
+
+    def _admin_sign_up(self, request: Request) -> Response:
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        problems = _required_strings(body, ("email", "password", "name"))
+        if problems:
+            return bad_request(problems)
+        with self.lock:
+            if any(user.is_admin for user in self.users.values()):
+                return bad_request("The server already has an admin")
+            user = self.create_user(body["email"], body["password"], body["name"], is_admin=True)
+        return Response.json(201, user.to_dto())
+
+    def _login(self, request: Request) -> Response:
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        problems = _required_strings(body, ("email", "password"))
+        if problems:
+            return bad_request(problems)
+        with self.lock:
+            user = next(
+                (
+                    candidate
+                    for candidate in self.users.values()
+                    if candidate.email.lower() == str(body["email"]).lower()
+                    and candidate.password == body["password"]
+                ),
+                None,
+            )
+            if user is None:
+                return _error(401, "Incorrect email or password", "Unauthorized")
+            token = secrets.token_urlsafe(32)
+            self.sessions[token] = user.id
+        return Response.json(
+            201,
+            {
+                "accessToken": token,
+                "userId": user.id,
+                "userEmail": user.email,
+                "name": user.name,
+                "profileImagePath": "",
+                "isAdmin": user.is_admin,
+                "shouldChangePassword": False,
+                "isOnboarded": self.onboarded,
+            },
+        )
+
+    def _logout(self, request: Request) -> Response:
+        user = self._authenticate(request, "session.delete")
+        if isinstance(user, Response):
+            return user
+        token = request.headers.get("authorization", "")[7:].strip()
+        with self.lock:
+            self.sessions.pop(token, None)
+        request.drain()
+        return Response.json(200, {"successful": True, "redirectUri": "/auth/login"})
+
+    def _users_me(self, request: Request) -> Response:
+        user = self._authenticate(request, "user.read")
+        if isinstance(user, Response):
+            return user
+        return Response.json(200, user.to_dto())
+
+    def _create_api_key(self, request: Request) -> Response:
+        user = self._authenticate(request, "apiKey.create")
+        if isinstance(user, Response):
+            return user
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        permissions = body.get("permissions")
+        if not isinstance(permissions, list) or not permissions:
+            return bad_request(["permissions must be an array", "permissions should not be empty"])
+        key = self.create_api_key(user, str(body.get("name") or "API Key"), tuple(permissions))
+        return Response.json(201, {"secret": key.secret, "apiKey": key.to_dto()})
+
+    def _list_api_keys(self, request: Request) -> Response:
+        user = self._authenticate(request, "apiKey.read")
+        if isinstance(user, Response):
+            return user
+        with self.lock:
+            keys = [key.to_dto() for key in self.api_keys.values() if key.user_id == user.id]
+        return Response.json(200, keys)
+
+    def _delete_api_key(self, request: Request, key_id: str) -> Response:
+        user = self._authenticate(request, "apiKey.delete")
+        if isinstance(user, Response):
+            return user
+        request.drain()
+        with self.lock:
+            for secret, key in list(self.api_keys.items()):
+                if key.id == key_id and key.user_id == user.id:
+                    del self.api_keys[secret]
+                    return Response.empty(204)
+        return bad_request("API Key not found")
+
+    # Assets -------------------------------------------------------------------------------
+
+    def _find_duplicate(self, owner_id: str, checksum: bytes) -> FakeAsset | None:
+        """Checksums are unique per user among assets still in the database (trash counts)."""
+        with self.lock:
+            for asset in self.assets.values():
+                if (
+                    asset.owner_id == owner_id
+                    and asset.checksum == checksum
+                    and not asset.is_deleted
+                ):
+                    return asset
+        return None
+
+    def _upload(self, request: Request) -> Response:
+        user = self._authenticate(request, "asset.upload")
+        if isinstance(user, Response):
+            request.drain()
+            return user
+        limit = self.upload_limit_bytes
+        if limit is not None and request.content_length > limit:
+            request.drain()
+            return _error(413, "request entity too large", "Payload Too Large")
+        header_checksum = request.headers.get("x-immich-checksum")
+        if header_checksum:
+            checksum = _parse_checksum(header_checksum)
+            duplicate = self._find_duplicate(user.id, checksum) if checksum else None
+            if duplicate is not None:
+                # The server answers from the header alone; the body is never stored.
+                request.drain()
+                return Response.json(200, {"status": "duplicate", "id": duplicate.id})
+        try:
+            form = request.multipart()
+        except ValueError:
+            request.drain()
+            return bad_request("Multipart: Boundary not found")
+        fields = form.fields
+        problems: list[str] = []
+        file_part: FilePart | None = form.files.get("assetData")
+        if file_part is None:
+            problems.append("assetData should not be empty")
+        for name in ("deviceAssetId", "deviceId"):
+            if not fields.get(name):
+                problems.extend([f"{name} should not be empty", f"{name} must be a string"])
+        created = _parse_date(fields.get("fileCreatedAt"))
+        modified = _parse_date(fields.get("fileModifiedAt"))
+        if created is None:
+            problems.append("fileCreatedAt must be a Date instance")
+        if modified is None:
+            problems.append("fileModifiedAt must be a Date instance")
+        visibility = fields.get("visibility", "timeline")
+        if visibility not in ("archive", "timeline", "hidden", "locked"):
+            problems.append(
+                "visibility must be one of the following values: archive, timeline, hidden, locked"
+            )
+        if problems or file_part is None or created is None or modified is None:
+            return bad_request(problems)
+        filename = fields.get("filename") or file_part.filename or "file"
+        extension = ("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else ""
+        if extension in VIDEO_EXTENSIONS:
+            asset_type = "VIDEO"
+        elif extension in IMAGE_EXTENSIONS:
+            asset_type = "IMAGE"
+        else:
+            return bad_request(f"Unsupported file type {filename}")
+        with self.lock:
+            duplicate = self._find_duplicate(user.id, file_part.sha1)
+            if duplicate is not None:
+                return Response.json(200, {"status": "duplicate", "id": duplicate.id})
+            asset = FakeAsset(
+                id=str(uuid.uuid4()),
+                owner_id=user.id,
+                device_asset_id=fields["deviceAssetId"],
+                device_id=fields["deviceId"],
+                checksum=file_part.sha1,
+                original_file_name=filename,
+                file_created_at=created.isoformat().replace("+00:00", "Z"),
+                file_modified_at=modified.isoformat().replace("+00:00", "Z"),
+                size=file_part.size,
+                type=asset_type,
+                is_favorite=fields.get("isFavorite", "false").lower() == "true",
+                visibility=visibility,
+                duration=fields.get("duration"),
+            )
+            self.assets[asset.id] = asset
+        return Response.json(201, {"id": asset.id, "status": "created"})
+
+    def _bulk_upload_check(self, request: Request) -> Response:
+        user = self._authenticate(request, "asset.upload")
+        if isinstance(user, Response):
+            return user
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        items = body.get("assets")
+        if not isinstance(items, list):
+            return bad_request(["assets must be an array"])
+        results = []
+        for item in items:
+            if not isinstance(item, dict) or "id" not in item or "checksum" not in item:
+                return bad_request(["each value in assets must be an object with id and checksum"])
+            checksum = _parse_checksum(str(item["checksum"]))
+            duplicate = self._find_duplicate(user.id, checksum) if checksum else None
+            if duplicate is not None:
+                results.append(
+                    {
+                        "id": item["id"],
+                        "action": "reject",
+                        "reason": "duplicate",
+                        "assetId": duplicate.id,
+                        "isTrashed": duplicate.is_trashed,
+                    }
+                )
+            else:
+                results.append({"id": item["id"], "action": "accept"})
+        return Response.json(200, {"results": results})
+
+    def _get_asset(self, request: Request, asset_id: str) -> Response:
+        user = self._authenticate(request, "asset.read")
+        if isinstance(user, Response):
+            return user
+        if not UUID_PATTERN.match(asset_id):
+            return bad_request(["id must be a UUID"])
+        with self.lock:
+            asset = self.assets.get(asset_id)
+            if asset is None or asset.is_deleted or asset.owner_id != user.id:
+                return bad_request("Not found or no asset.read access")
+            return Response.json(200, asset.to_dto())
+
+    def _delete_assets(self, request: Request) -> Response:
+        user = self._authenticate(request, "asset.delete")
+        if isinstance(user, Response):
+            return user
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return bad_request(["ids must be an array", "each value in ids must be a UUID"])
+        if not all(UUID_PATTERN.match(asset_id) for asset_id in ids):
+            return bad_request(["each value in ids must be a UUID"])
+        force = body.get("force") is True
+        with self.lock:
+            targets = [self.assets.get(asset_id) for asset_id in ids]
+            if any(a is None or a.is_deleted or a.owner_id != user.id for a in targets):
+                return bad_request("Not found or no asset.delete access")
+            stamp = _now_iso()
+            for asset in targets:
+                if asset is None:
+                    continue
+                if force or not self.features.get("trash", True):
+                    asset.deleted_at = stamp
+                else:
+                    asset.trashed_at = stamp
+        return Response.empty(204)
+
+    # Timeline, search, queues -------------------------------------------------------------
+
+    def _visible_assets(self, user: FakeUser) -> list[FakeAsset]:
+        return [
+            asset
+            for asset in self.live_assets()
+            if asset.owner_id == user.id and not asset.is_trashed and asset.visibility == "timeline"
+        ]
+
+    def _timeline_buckets(self, request: Request) -> Response:
+        user = self._authenticate(request, "asset.read")
+        if isinstance(user, Response):
+            return user
+        counts: dict[str, int] = {}
+        for asset in self._visible_assets(user):
+            bucket = asset.file_created_at[:7] + "-01"
+            counts[bucket] = counts.get(bucket, 0) + 1
+        buckets = [
+            {"timeBucket": key, "count": counts[key]} for key in sorted(counts, reverse=True)
+        ]
+        return Response.json(200, buckets)
+
+    def _timeline_bucket(self, request: Request) -> Response:
+        user = self._authenticate(request, "asset.read")
+        if isinstance(user, Response):
+            return user
+        time_bucket = request.query_value("timeBucket")
+        if not time_bucket:
+            return bad_request(["timeBucket should not be empty", "timeBucket must be a string"])
+        month = time_bucket[:7]
+        assets = sorted(
+            (asset for asset in self._visible_assets(user) if asset.file_created_at[:7] == month),
+            key=lambda asset: asset.file_created_at,
+            reverse=True,
+        )
+        # v2 answers one columnar object per bucket instead of a list of asset objects.
+        return Response.json(
+            200,
+            {
+                "id": [asset.id for asset in assets],
+                "ownerId": [asset.owner_id for asset in assets],
+                "isImage": [asset.type == "IMAGE" for asset in assets],
+                "isFavorite": [asset.is_favorite for asset in assets],
+                "isTrashed": [asset.is_trashed for asset in assets],
+                "visibility": [asset.visibility for asset in assets],
+                "fileCreatedAt": [asset.file_created_at for asset in assets],
+                "localOffsetHours": [0 for _ in assets],
+                "duration": [asset.duration for asset in assets],
+                "ratio": [1.5 for _ in assets],
+                "thumbhash": [None for _ in assets],
+                "livePhotoVideoId": [None for _ in assets],
+                "projectionType": [None for _ in assets],
+                "city": [None for _ in assets],
+                "country": [None for _ in assets],
+            },
+        )
+
+    def _smart_search(self, request: Request) -> Response:
+        user = self._authenticate(request, "asset.read")
+        if isinstance(user, Response):
+            return user
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        if not self.features.get("smartSearch", False):
+            return bad_request("Smart search is not enabled")
+        query = body.get("query")
+        if not isinstance(query, str) or not query:
+            return bad_request(["query should not be empty", "query must be a string"])
+        size = body.get("size", 100)
+        items = [asset.to_dto() for asset in self._visible_assets(user)][: int(size)]
+        return Response.json(
+            200,
+            {
+                "albums": {"total": 0, "count": 0, "items": [], "facets": []},
+                "assets": {
+                    "total": len(items),
+                    "count": len(items),
+                    "items": items,
+                    "facets": [],
+                    "nextPage": None,
+                },
+            },
+        )
+
+    def _counts(self, name: str) -> dict[str, int]:
+        counts = {"active": 0, "completed": 0, "failed": 0, "delayed": 0, "waiting": 0, "paused": 0}
+        counts.update(self.queue_counts.get(name, {}))
+        return counts
+
+    def _jobs(self, request: Request) -> Response:
+        user = self._authenticate(request, "job.read", admin=True)
+        if isinstance(user, Response):
+            return user
+        body = {
+            name: {
+                "jobCounts": self._counts(name),
+                "queueStatus": {
+                    "isActive": self._counts(name)["active"] > 0,
+                    "isPaused": name in self.paused_queues,
+                },
+            }
+            for name in self.queue_names()
+        }
+        return Response.json(200, body)
+
+    def _queues(self, request: Request) -> Response:
+        user = self._authenticate(request, "queue.read", admin=True)
+        if isinstance(user, Response):
+            return user
+        body = [
+            {
+                "name": name,
+                "isPaused": name in self.paused_queues,
+                "statistics": self._counts(name),
+            }
+            for name in self.queue_names()
+        ]
+        return Response.json(200, body)
+
+    # socket.io (Engine.IO v4 long-polling handshake) ----------------------------------------
+
+    def _socket_io(self, request: Request) -> Response:
+        request_body = request.body() if request.method == "POST" else b""
+        if request.query_value("EIO") != "4":
+            return Response.json(400, {"code": 5, "message": "Unsupported protocol version"})
+        if request.query_value("transport") not in ("polling", "websocket"):
+            return Response.json(400, {"code": 0, "message": "Transport unknown"})
+        sid = request.query_value("sid")
+        if request.query_value("transport") == "websocket":
+            # No websocket upgrade here: Engine.IO clients then stay on long-polling.
+            return Response.json(400, {"code": 3, "message": "Bad request"})
+        if sid is None:
+            if request.method != "GET":
+                return Response.json(400, {"code": 3, "message": "Bad request"})
+            authenticated = not isinstance(self._authenticate(request, "all"), Response)
+            sid = secrets.token_urlsafe(15)
+            with self.lock:
+                self.sockets[sid] = {"authenticated": authenticated, "outbox": []}
+            handshake = {
+                "sid": sid,
+                "upgrades": [],
+                "pingInterval": 25000,
+                "pingTimeout": 20000,
+                "maxPayload": 1000000,
+            }
+            return Response.text(200, "0" + _compact(handshake))
+        with self.lock:
+            socket = self.sockets.get(sid)
+        if socket is None:
+            return Response.json(400, {"code": 1, "message": "Session ID unknown"})
+        if request.method == "POST":
+            for packet in request_body.decode("utf-8", "replace").split("\x1e"):
+                self._socket_packet(socket, packet)
+            return Response.text(200, "ok")
+        with self.lock:
+            outbox: list[str] = socket["outbox"]
+            packets = list(outbox) or ["6"]  # 6 = noop when nothing is queued
+            outbox.clear()
+        return Response.text(200, "\x1e".join(packets))
+
+    def _socket_packet(self, socket: dict[str, Any], packet: str) -> None:
+        """Socket.IO CONNECT ("40"): Immich greets with on_server_version or disconnects."""
+        if not packet.startswith("40"):
+            return
+        with self.lock:
+            if socket["authenticated"]:
+                socket["outbox"].append("40" + _compact({"sid": secrets.token_urlsafe(15)}))
+                socket["outbox"].append("42" + _compact(["on_server_version", self._version_dto()]))
+            else:
+                socket["outbox"].append("41")
+
+
+def _required_strings(body: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    problems: list[str] = []
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            problems.extend([f"{name} should not be empty", f"{name} must be a string"])
+    return problems
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def _compact(payload: Any) -> str:
+    """JSON without spaces, as Engine.IO/Socket.IO servers write packets."""
+    return json.dumps(payload, separators=(",", ":"))
