@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from immichcheck import __version__
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.manifests import (
     BENCH_JOB_TEMPLATE_CONFIGMAP,
@@ -403,6 +404,13 @@ class CrossReferences:
         reason = image_problem(container.get("image"))
         if reason:
             yield f"{prefix}: {reason}"
+        elif _is_immichcheck_image(container.get("image")):
+            tag = str(container.get("image")).rsplit(":", 1)[1]
+            if tag.removeprefix("v") != __version__:
+                yield (
+                    f"{prefix}: image {container.get('image')}: the tag must be immichcheck's "
+                    f"version {__version__}"
+                )
         ports = [p for p in container.get("ports") or [] if isinstance(p, dict)]
         numbers = {p.get("containerPort") for p in ports}
         names = {p.get("name") for p in ports if p.get("name")}
@@ -683,6 +691,12 @@ class CrossReferences:
                 numbers = {p.get("containerPort") for p in container.get("ports") or []}
                 if not env["IMMICH_PORT"].isdigit() or int(env["IMMICH_PORT"]) not in numbers:
                     yield f"{prefix} IMMICH_PORT {env['IMMICH_PORT']} is not a container port"
+
+
+def _is_immichcheck_image(image: Any) -> bool:
+    """An image of immichcheck itself (any registry), pinned by tag rather than digest."""
+    text = str(image or "")
+    return "@" not in text and text.rsplit("/", 1)[-1].split(":", 1)[0] == "immichcheck"
 
 
 def _ports_text(ports: Iterable[Mapping[str, Any]]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -208,3 +210,42 @@ def test_render_bench_job_fills_node_name_and_args() -> None:
         render_bench_job("node03", "Bad_Name")
     with pytest.raises(ManifestsError, match="not a valid node name"):
         render_bench_job("node03\nx: y", "ok")
+
+
+def test_shipped_redis_conf_is_accepted_by_redis_server(tmp_path: Path) -> None:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    text = load_expected_state().configmaps["immich-redis-config"]["redis.conf"]
+    # `dir /data` is the container's volume; Redis checks it while reading the file.
+    config = tmp_path / "redis.conf"
+    config.write_text(
+        "".join(line for line in text.splitlines(True) if not line.startswith("dir "))
+    )
+    # Port 0 and no socket: Redis parses the whole file, then exits without listening.
+    result = subprocess.run(
+        [server, str(config), "--port", "0", "--dir", str(tmp_path), "--daemonize", "no"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "FATAL CONFIG FILE ERROR" not in result.stdout + result.stderr
+    assert "Configuration loaded" in result.stdout
+
+
+def test_shipped_postgresql_conf_names_real_postgresql_15_parameters() -> None:
+    binary = Path("/usr/lib/postgresql/15/bin/postgres")
+    if not binary.exists():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    described = subprocess.run(
+        [str(binary), "--describe-config"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    parameters = {line.split("\t", 1)[0]: line.split("\t") for line in described.splitlines()}
+    settings = load_expected_state().postgres_settings
+    # Dotted names belong to extensions (pg_stat_statements.*), unknown to the bare server.
+    unknown = [name for name in settings if "." not in name and name not in parameters]
+    assert unknown == []
+    # Values of the numeric parameters must be numbers (with units where PostgreSQL has them).
+    for name, value in settings.items():
+        if "." not in name and parameters[name][3] in ("INTEGER", "REAL"):
+            assert re.fullmatch(r"-?[0-9.]+(B|kB|MB|GB|TB|ms|s|min|h|d)?", value), (name, value)

@@ -31,6 +31,7 @@ def manifests() -> None:
     immichcheck manifests list                 every object, file by file
     immichcheck manifests show immich-redis    the objects of that name, as YAML
     immichcheck manifests validate             schemas and cross-references
+    immichcheck manifests expected             what verify compares the cluster against
 
     Apply them with `kubectl apply -k manifests/` after creating the two secrets
     (manifests/README.md).
@@ -66,12 +67,23 @@ def list_command(manifests_dir: str | None, output_format: str, output: str) -> 
     _write("\n".join(lines), output)
 
 
+def _component_of(doc: Any) -> str:
+    from immichcheck.manifests import COMPONENT_ANNOTATION
+
+    metadata = doc.body.get("metadata") or {}
+    return str((metadata.get("annotations") or {}).get(COMPONENT_ANNOTATION, ""))
+
+
 @manifests.command("show")
 @click.argument("name")
 @manifests_option
 @output_options(("yaml", "json"), "yaml")
 def show_command(name: str, manifests_dir: str | None, output_format: str, output: str) -> None:
-    """Print the objects called NAME (or Kind/NAME, or a file name such as 03-redis.yaml)."""
+    """Print the objects called NAME, as YAML or JSON.
+
+    NAME is an object name (every kind of that name), Kind/name, a file name such as
+    03-redis.yaml, or a component: postgres, redis, ml, server.
+    """
     import difflib
 
     import yaml
@@ -85,6 +97,8 @@ def show_command(name: str, manifests_dir: str | None, output_format: str, outpu
         for doc in documents
         if doc.file.name == name
         or (doc.name == bare and (not kind or doc.kind.lower() == kind.lower()))
+        # A component key (postgres, redis, ml, server) names its workload.
+        or (not kind and _component_of(doc) == name)
     ]
     if not matches:
         known = sorted({doc.name for doc in documents} | {doc.file.name for doc in documents})
@@ -167,3 +181,43 @@ def validate_command(
     # The summary goes to stderr so standard output holds only the problem lines.
     click.echo(f"manifests: {summary}", err=True)
     ctx.exit(int(ExitCode.OK if report.ok else ExitCode.FAILURE))
+
+
+@manifests.command("expected")
+@manifests_option
+@output_options(("json", "yaml"), "json")
+def expected_command(manifests_dir: str | None, output_format: str, output: str) -> None:
+    """Print the expected state verify derives from the manifests (names, ports, settings)."""
+    import dataclasses
+
+    import yaml
+
+    from immichcheck.manifests import load_expected_state
+
+    state = load_expected_state(manifests_dir)
+    fields = {
+        item.name: getattr(state, item.name)
+        for item in dataclasses.fields(state)
+        if item.name != "objects"  # the raw objects: see `manifests show`
+    }
+    payload = json.loads(json.dumps(_plain(fields), default=str))
+    if output_format == "yaml":
+        _write(yaml.safe_dump(payload, sort_keys=False, width=100), output)
+    else:
+        _write(json.dumps(payload, indent=2), output)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, mappings and tuples as JSON-ready dicts and lists."""
+    import dataclasses
+    from collections.abc import Mapping
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
