@@ -1,0 +1,163 @@
+"""HTTP probes (httpx) for the Immich server and the machine-learning service.
+
+A transport failure (refused, timed out, DNS) raises `ProbeError`: the check is ERROR. An
+answer, however wrong (500, HTML instead of JSON, a body that is not `pong`), is returned as
+data, so the check can say FAIL and show what came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from immichcheck.probes import ProbeError
+
+NEW_PING = "/api/server/ping"
+LEGACY_PING = "/api/server-info/ping"
+_BODY_SAMPLE = 120  # characters of an unexpected body kept as evidence
+
+
+def describe_http_exception(exc: BaseException, url: str) -> str:
+    """One clean line for an httpx transport failure."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
+        return f"no answer from {url} in time"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc) or type(exc).__name__
+        if "refused" in text.lower():
+            return f"connection refused at {url}"
+        if "name" in text.lower() and ("resolution" in text.lower() or "known" in text.lower()):
+            return f"cannot resolve the host of {url}"
+        return f"cannot connect to {url}: {text}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{url} broke the HTTP protocol: {exc}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"HTTP request to {url} failed: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__} talking to {url}: {exc}"
+
+
+def _answer(response: Any, seconds: float) -> dict[str, Any]:
+    """Status, parsed JSON (or None) and a short body sample of one response."""
+    text = response.text
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = None
+    return {
+        "status": response.status_code,
+        "json": body,
+        "text": text[:_BODY_SAMPLE],
+        "seconds": seconds,
+    }
+
+
+async def _get(client: Any, path: str, **kwargs: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    response = await client.get(path, **kwargs)
+    return _answer(response, time.perf_counter() - started)
+
+
+def _client(base_url: str, timeout: float, host: str | None = None) -> Any:
+    import httpx
+
+    headers = {"User-Agent": "immichcheck"}
+    if host:
+        headers["Host"] = host
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=httpx.Timeout(timeout),
+        headers=headers,
+        follow_redirects=False,
+        trust_env=False,  # a proxy from the environment must not sit between us and the pod
+    )
+
+
+async def server_facts(
+    base_url: str,
+    timeout: float,
+    *,
+    host: str | None = None,
+    api_key: str | None = None,
+    details: bool = True,
+) -> dict[str, Any]:
+    """Ping (new route, old one on 404), then version, features, config and authenticated calls."""
+    where = f"{base_url} (Host: {host})" if host else base_url
+    async with _client(base_url, timeout, host) as client:
+        try:
+            ping = await _get(client, NEW_PING)
+            route = NEW_PING
+            if ping["status"] == 404:
+                legacy = await _get(client, LEGACY_PING)
+                if legacy["status"] != 404:
+                    ping, route = legacy, LEGACY_PING
+            facts: dict[str, Any] = {"url": where, "ping": ping, "route": route}
+            if not details or ping["status"] != 200:
+                return facts
+            family = "/api/server" if route == NEW_PING else "/api/server-info"
+            version, features, config = await asyncio.gather(
+                _get(client, f"{family}/version"),
+                _get(client, f"{family}/features"),
+                _get(client, f"{family}/config"),
+            )
+            facts.update(version=version, features=features, config=config)
+            if api_key:
+                headers = {"x-api-key": api_key}
+                about, statistics = await asyncio.gather(
+                    _get(client, f"{family}/about", headers=headers),
+                    _get(client, f"{family}/statistics", headers=headers),
+                )
+                facts.update(about=about, statistics=statistics)
+            return facts
+        except Exception as exc:
+            raise ProbeError(describe_http_exception(exc, where)) from exc
+
+
+async def ml_ping(base_url: str, timeout: float) -> dict[str, Any]:
+    """GET /ping on the ML service (a healthy one answers plain text `pong`)."""
+    async with _client(base_url, timeout) as client:
+        try:
+            return {"url": base_url, **await _get(client, "/ping")}
+        except Exception as exc:
+            raise ProbeError(describe_http_exception(exc, base_url)) from exc
+
+
+async def ml_text_embedding(base_url: str, timeout: float, model: str) -> dict[str, Any]:
+    """A tiny CLIP textual /predict: status, wall time and the embedding's length."""
+    entries = json.dumps({"clip": {"textual": {"modelName": model}}})
+    async with _client(base_url, timeout) as client:
+        try:
+            started = time.perf_counter()
+            response = await client.post(
+                "/predict", data={"entries": entries, "text": "a photo of a dog"}
+            )
+            seconds = time.perf_counter() - started
+        except Exception as exc:
+            raise ProbeError(describe_http_exception(exc, f"{base_url}/predict")) from exc
+    answer = _answer(response, seconds)
+    answer.update(url=base_url, model=model, dimension=None, problem="")
+    body = answer["json"]
+    if response.status_code != 200:
+        answer["problem"] = f"HTTP {response.status_code}"
+    elif not isinstance(body, dict) or "clip" not in body:
+        answer["problem"] = "the answer is not JSON with a 'clip' field"
+    else:
+        answer["dimension"], answer["problem"] = _embedding_length(body["clip"])
+    answer.pop("json")  # 512 floats are no evidence anyone wants in a report
+    return answer
+
+
+def _embedding_length(value: Any) -> tuple[int | None, str]:
+    """The real service sends the embedding as a JSON-encoded string of floats."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None, "'clip' is not a JSON array"
+    if not isinstance(value, list) or not value:
+        return None, "'clip' is not a non-empty array"
+    if not all(isinstance(v, int | float) for v in value):
+        return None, "'clip' holds non-numbers"
+    return len(value), ""

@@ -1,0 +1,369 @@
+"""The Kubernetes side of verify: one snapshot of the namespace, read once, in parallel.
+
+Every list verify needs is requested at the same time through kr8s (an asyncio client), so
+reading the cluster costs one round trip of wall time. The two manual secrets are fetched by
+name because immichcheck's Role may only `get` them (`resourceNames`), never list secrets.
+`--from-dump` builds the same `Snapshot` from `kubectl get ... -o json` output, so the cluster
+checks run unchanged offline. Port-forwards go through the API server's websocket with kr8s,
+so no kubectl binary is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from immichcheck.errors import ImmichcheckError
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+# kind -> (API version, plural); all namespaced. Secrets are read by name, see above.
+LISTED_KINDS: dict[str, tuple[str, str]] = {
+    "Pod": ("v1", "pods"),
+    "Service": ("v1", "services"),
+    "Endpoints": ("v1", "endpoints"),
+    "PersistentVolumeClaim": ("v1", "persistentvolumeclaims"),
+    "ConfigMap": ("v1", "configmaps"),
+    "Event": ("v1", "events"),
+    "Deployment": ("apps/v1", "deployments"),
+    "StatefulSet": ("apps/v1", "statefulsets"),
+    "Ingress": ("networking.k8s.io/v1", "ingresses"),
+}
+
+
+class KubeError(Exception):
+    """The cluster could not be read; the message is one clean line."""
+
+
+@dataclass
+class Snapshot:
+    """Everything verify knows about the namespace, read once; checks only read this."""
+
+    namespace: str
+    source: str
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    namespace_found: bool | None = None  # None: could not be asked (RBAC) or not in the dump
+    errors: dict[str, str] = field(default_factory=dict)  # kind -> why it could not be read
+    server_version: str = ""
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        """Objects of one kind (empty when none or unreadable; see `errors`)."""
+        return self.objects.get(kind, [])
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        """One object by kind and name."""
+        for item in self.items(kind):
+            if item.get("metadata", {}).get("name") == name:
+                return item
+        return None
+
+    def pods_matching(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Pods whose labels include all of `labels` (a selector match)."""
+        result = []
+        for pod in self.items("Pod"):
+            pod_labels = pod.get("metadata", {}).get("labels") or {}
+            if labels and all(pod_labels.get(k) == v for k, v in labels.items()):
+                result.append(pod)
+        return result
+
+    def events_for(self, kind: str, name: str, limit: int = 3) -> list[dict[str, Any]]:
+        """The newest events about one object, newest first."""
+        matching = [
+            event
+            for event in self.items("Event")
+            if (event.get("involvedObject") or {}).get("kind") == kind
+            and (event.get("involvedObject") or {}).get("name") == name
+        ]
+
+        def when(event: dict[str, Any]) -> str:
+            return str(
+                event.get("lastTimestamp")
+                or event.get("eventTime")
+                or (event.get("metadata") or {}).get("creationTimestamp")
+                or ""
+            )
+
+        return sorted(matching, key=when, reverse=True)[:limit]
+
+    def namespace_exists(self) -> bool | None:
+        """Whether the namespace exists; inferred from its objects when it could not be read."""
+        if self.namespace_found is not None:
+            return self.namespace_found
+        if any(self.objects.get(kind) for kind in self.objects):
+            return True
+        return None
+
+
+def in_cluster() -> bool:
+    """True inside a pod: the service account token is mounted and the API host is set."""
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and (SERVICE_ACCOUNT_DIR / "token").is_file()
+    )
+
+
+def kubeconfig_candidates(explicit: str | None) -> list[Path]:
+    """The kubeconfig files kubectl reads: --kubeconfig, else $KUBECONFIG, else ~/.kube/config."""
+    if explicit:
+        return [Path(explicit).expanduser()]
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return [Path("~/.kube/config").expanduser()]
+
+
+def validate_kubeconfig(path: Path) -> None:
+    """Raise a one-line ImmichcheckError when a kubeconfig is unreadable or malformed."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ImmichcheckError(f"cannot read kubeconfig {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ImmichcheckError(f"kubeconfig {path} is not valid YAML{where}") from exc
+    if not isinstance(data, dict) or not data.get("clusters") or not data.get("contexts"):
+        raise ImmichcheckError(f"kubeconfig {path} has no clusters or contexts")
+    for entry in data.get("clusters") or []:
+        if not isinstance(entry, dict) or not (entry.get("cluster") or {}).get("server"):
+            raise ImmichcheckError(f"kubeconfig {path} has a cluster without a server address")
+
+
+def describe_kube_exception(exc: BaseException) -> str:
+    """One clean line for whatever the Kubernetes client raised."""
+    from kr8s import APITimeoutError, ServerError
+
+    if isinstance(exc, ServerError):
+        code = exc.response.status_code if exc.response is not None else "?"
+        if code in (401, 403):
+            return f"the Kubernetes API refused the request (HTTP {code}): {exc}"
+        return f"the Kubernetes API answered HTTP {code}: {exc}"
+    if isinstance(exc, APITimeoutError | TimeoutError | asyncio.TimeoutError):
+        return "the Kubernetes API did not answer in time"
+    import httpx
+
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to the Kubernetes API: {exc}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"Kubernetes API request failed: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ValueError) and "credentials" in str(exc):
+        return "no usable Kubernetes credentials (kubeconfig or service account)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class KubeAccess:
+    """How to reach the API server: a kubeconfig (with context) or the pod's service account."""
+
+    kubeconfig: Path | None
+    context: str | None
+    service_account: bool
+
+    @property
+    def description(self) -> str:
+        """Where the credentials come from, for messages."""
+        if self.service_account:
+            return "in-cluster service account"
+        return f"kubeconfig {self.kubeconfig}" + (
+            f" (context {self.context})" if self.context else ""
+        )
+
+
+async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
+    """An authenticated kr8s API object (raises KubeError on failure)."""
+    import kr8s.asyncio
+
+    kwargs: dict[str, Any] = {"namespace": namespace}
+    if access.service_account:
+        kwargs["serviceaccount"] = str(SERVICE_ACCOUNT_DIR)
+        kwargs["kubeconfig"] = "/nonexistent-kubeconfig-use-service-account"
+    else:
+        kwargs["kubeconfig"] = str(access.kubeconfig)
+        if access.context:
+            kwargs["context"] = access.context
+    try:
+        async with asyncio.timeout(timeout):
+            api = await kr8s.asyncio.api(**kwargs)
+    except Exception as exc:  # every client failure becomes one clean line
+        raise KubeError(describe_kube_exception(exc)) from exc
+    api.timeout = timeout
+    return api
+
+
+async def _get_json(api: Any, version: str, namespace: str | None, url: str) -> Any:
+    async with api.call_api("GET", version=version, namespace=namespace, url=url) as response:
+        return response.json()
+
+
+async def read_snapshot(
+    api: Any,
+    namespace: str,
+    secret_names: Sequence[str],
+    timeout: float,
+) -> Snapshot:
+    """Read every list verify needs at once; a kind that cannot be read is noted, not fatal."""
+    from kr8s import ServerError
+
+    snapshot = Snapshot(namespace=namespace, source=f"Kubernetes API {api.auth.server}")
+
+    async def list_kind(kind: str, version: str, plural: str) -> None:
+        try:
+            body = await _get_json(api, version, namespace, plural)
+        except ServerError as exc:
+            snapshot.errors[kind] = describe_kube_exception(exc)
+            return
+        items = body.get("items") or []
+        for item in items:
+            item.setdefault("kind", kind)  # list items carry no kind of their own
+        snapshot.objects[kind] = items
+
+    async def get_namespace() -> None:
+        try:
+            await _get_json(api, "v1", None, f"namespaces/{namespace}")
+            snapshot.namespace_found = True
+        except ServerError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status == 404:
+                snapshot.namespace_found = False
+            else:  # a namespaced Role cannot read the Namespace object: infer it later
+                snapshot.errors["Namespace"] = describe_kube_exception(exc)
+
+    async def get_secret(name: str) -> None:
+        try:
+            body = await _get_json(api, "v1", namespace, f"secrets/{name}")
+        except ServerError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status != 404:
+                snapshot.errors[f"Secret/{name}"] = describe_kube_exception(exc)
+            return
+        body.setdefault("kind", "Secret")
+        snapshot.objects.setdefault("Secret", []).append(body)
+
+    async def get_version() -> None:
+        try:
+            body = await _get_json(api, "", None, "version")
+            snapshot.server_version = str(body.get("gitVersion", ""))
+        except Exception:  # the version is decoration; the lists matter
+            snapshot.server_version = ""
+
+    snapshot.objects["Secret"] = []
+    jobs = [list_kind(kind, version, plural) for kind, (version, plural) in LISTED_KINDS.items()]
+    jobs += [get_namespace(), get_version()]
+    jobs += [get_secret(name) for name in secret_names]
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*jobs)
+    except Exception as exc:
+        raise KubeError(describe_kube_exception(exc)) from exc
+    return snapshot
+
+
+def snapshot_from_dump(path: str | Path, namespace: str) -> Snapshot:
+    """A snapshot from `kubectl get ... -o json` output (a List, or a single object)."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ImmichcheckError(f"cannot read dump {file}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ImmichcheckError(
+            f"dump {file} is not JSON (line {exc.lineno}): use `kubectl get ... -o json`"
+        ) from exc
+    items = _flatten(data)
+    if not items:
+        raise ImmichcheckError(f"dump {file} holds no Kubernetes objects")
+    snapshot = Snapshot(namespace=namespace, source=f"dump {file}")
+    for kind in (*LISTED_KINDS, "Secret"):
+        snapshot.objects[kind] = []
+    namespaces_seen = False
+    for item in items:
+        kind = str(item.get("kind", ""))
+        metadata = item.get("metadata") or {}
+        if kind == "Namespace":
+            namespaces_seen = True
+            if metadata.get("name") == namespace:
+                snapshot.namespace_found = True
+            continue
+        if metadata.get("namespace") not in (None, namespace):
+            continue
+        snapshot.objects.setdefault(kind, []).append(item)
+    if namespaces_seen and snapshot.namespace_found is None:
+        snapshot.namespace_found = False
+    return snapshot
+
+
+def _flatten(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        return [i for item in data["items"] for i in _flatten(item)]
+    if isinstance(data, dict) and data.get("kind"):
+        return [data]
+    if isinstance(data, list):
+        return [i for item in data for i in _flatten(item)]
+    return []
+
+
+class PortForwards:
+    """Port-forwards to services through the API server (kr8s websockets), closed together."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self._api = api
+        self._namespace = namespace
+        self._forwards: list[Any] = []
+        self._lock = asyncio.Lock()
+
+    async def open(self, service: str, port: int, timeout: float) -> int:
+        """Forward a free local port to `service:port`; returns the local port."""
+        from kr8s.asyncio.objects import Service
+
+        try:
+            async with asyncio.timeout(timeout):
+                target = await Service.get(service, namespace=self._namespace, api=self._api)
+                forward = target.portforward(remote_port=port, local_port="auto")
+                async with self._lock:
+                    local_port = int(await forward.start())
+                    self._forwards.append(forward)
+        except Exception as exc:
+            raise KubeError(
+                f"port-forward to service {service}:{port} failed: {describe_kube_exception(exc)}"
+            ) from exc
+        return local_port
+
+    async def close(self) -> None:
+        """Stop every forward opened by this object."""
+        forwards, self._forwards = self._forwards, []
+        for forward in forwards:
+            try:
+                await forward.stop()
+            except Exception:  # already torn down with its connection; nothing to release
+                continue
+
+
+def secret_values(snapshot: Snapshot, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Decoded data of the named secrets present in the snapshot (for credentials, redaction)."""
+    import base64
+    import binascii
+
+    result: dict[str, dict[str, str]] = {}
+    for name in names:
+        secret = snapshot.get("Secret", name)
+        if secret is None:
+            continue
+        decoded: dict[str, str] = {}
+        for key, value in (secret.get("data") or {}).items():
+            try:
+                decoded[key] = base64.b64decode(str(value)).decode("utf-8", errors="replace")
+            except (binascii.Error, ValueError):
+                decoded[key] = str(value)
+        for key, value in (secret.get("stringData") or {}).items():
+            decoded[key] = str(value)
+        result[name] = decoded
+    return result
