@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from immichcheck.probes import ProbeError
-
 if TYPE_CHECKING:
     import httpx
 
 _BODY_SAMPLE = 80
 
 
-class MlRequestError(ProbeError):
+class MlRequestError(Exception):
     """One /predict request failed; the message is a short reason (e.g. 'HTTP 500')."""
 
 

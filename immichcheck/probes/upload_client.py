@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from immichcheck.probes import ProbeError
-
 if TYPE_CHECKING:
     import httpx
 
@@ -24,7 +22,7 @@ _SEARCH_PAGE_SIZE = 1000
 _SEARCH_MAX_PAGES = 50
 
 
-class UploadRequestError(ProbeError):
+class UploadRequestError(Exception):
     """A request to the server failed; `status` is the HTTP status when there was one."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
