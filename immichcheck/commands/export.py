@@ -1,0 +1,86 @@
+"""`immichcheck export`: the latest runs as Prometheus metrics (textfile or Pushgateway)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from immichcheck.errors import ExitCode, ImmichcheckError
+from immichcheck.options import option, store_options
+
+
+@click.command()
+@store_options
+@option(
+    "--prometheus",
+    "prometheus_file",
+    type=click.Path(dir_okay=False),
+    help="Write node_exporter textfile-collector metrics to this file (atomically), e.g. "
+    "/var/lib/node_exporter/textfile/immichcheck.prom.",
+)
+@option(
+    "--pushgateway",
+    help="Push the metrics to this Prometheus Pushgateway, e.g. http://pushgateway:9091 "
+    "(one group per node: job=immichcheck, instance=<node>).",
+)
+@option("--node", help="Export this node's runs only (default: every node).")
+@option("--job", default="immichcheck", show_default=True, help="Pushgateway job name.")
+@option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the Pushgateway.",
+)
+def export(**params: Any) -> int:
+    """Export the latest verify and bench results per node as Prometheus metrics.
+
+    \b
+    Metrics (all gauges, base units):
+      immichcheck_check_status{code,component,node}   -1 SKIP, 0 PASS, 1 WARN, 2 FAIL, 3 ERROR
+      immichcheck_checks{kind,node,status}             check results per status
+      immichcheck_benchmark_latency_seconds{node,workload,params,quantile}
+      immichcheck_benchmark_latency_mean_seconds{node,workload,params}
+      immichcheck_benchmark_throughput_ops_per_second{node,workload,params}
+      immichcheck_benchmark_bytes_per_second{node,workload,params}
+      immichcheck_benchmark_errors{node,workload,params}
+      immichcheck_last_run_timestamp_seconds{node,kind}
+      immichcheck_last_success_timestamp_seconds{node,kind}
+    Only the latest run per (node, kind) feeds the check and benchmark series.
+    """
+    from pathlib import Path
+
+    from immichcheck.formatters.prometheus import render_prometheus
+    from immichcheck.store import atomic_write_text, load_runs
+
+    if not params["prometheus_file"] and not params["pushgateway"]:
+        raise ImmichcheckError("nothing to do: give --prometheus FILE and/or --pushgateway URL")
+    nodes = {params["node"]} if params["node"] else None
+    loaded = load_runs(params["reports_dir"], nodes=nodes)
+    for warning in loaded.warnings:
+        click.echo(f"immichcheck: warning: {warning}", err=True)
+    if not loaded.runs:
+        where = f" for node {params['node']}" if params["node"] else ""
+        raise ImmichcheckError(f"no runs to export{where} under {params['reports_dir']}")
+
+    if params["prometheus_file"]:
+        destination = Path(params["prometheus_file"])
+        try:
+            atomic_write_text(destination, render_prometheus(loaded.runs))
+        except OSError as exc:
+            raise ImmichcheckError(f"cannot write {destination}: {exc.strerror or exc}") from exc
+
+    if params["pushgateway"]:
+        from immichcheck.probes import ProbeError
+        from immichcheck.probes.pushgateway import push_metrics
+
+        for node in sorted({run.node for run in loaded.runs}):
+            text = render_prometheus([run for run in loaded.runs if run.node == node])
+            try:
+                push_metrics(
+                    params["pushgateway"], params["job"], node, text, timeout=params["timeout"]
+                )
+            except ProbeError as exc:
+                raise ImmichcheckError(f"cannot push metrics: {exc}") from exc
+    return int(ExitCode.OK)

@@ -1,0 +1,148 @@
+"""`immichcheck report`: compare stored runs, judge targets, render markdown/html/csv/json."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from immichcheck.errors import ExitCode, ImmichcheckError
+from immichcheck.options import option, output_options, store_options
+
+REPORT_FORMATS = ("markdown", "html", "csv", "json")
+FAIL_ON = ("regression", "target", "any", "none")
+
+
+def _names(value: str | None, flag: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ImmichcheckError(f"{flag} needs two or more different names, e.g. {flag} a,b")
+    return names
+
+
+@click.command()
+@store_options
+@option(
+    "--baseline",
+    default="previous",
+    show_default=True,
+    help="What the latest run is compared with: 'previous' (the run before it on the same "
+    "node), a run id, or a tag set with --tag.",
+)
+@option("--node", help="Report on this node only (default: every node with runs).")
+@option("--nodes", help="Compare the latest runs of these nodes, e.g. node01,node05.")
+@option(
+    "--paths",
+    help="Compare these storage path labels, e.g. nvme,nfs (default: every pair measured).",
+)
+@option(
+    "--trend",
+    type=click.IntRange(min=0),
+    default=14,
+    show_default=True,
+    help="Show the trend over the last N runs per node (0: no trends).",
+)
+@option(
+    "--rules",
+    type=click.Path(dir_okay=False),
+    help="Regression rules file (default: benchmarks/regression-rules.yaml).",
+)
+@option(
+    "--targets",
+    "targets_file",
+    type=click.Path(dir_okay=False),
+    help="Targets file (default: benchmarks/targets.yaml).",
+)
+@output_options(REPORT_FORMATS, "markdown")
+@option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="any",
+    show_default=True,
+    help="Exit 2 when the report finds a regression, a missed target, either, or never.",
+)
+@option(
+    "--tag",
+    help="Mark the latest benchmark run (of --node, if given) with this tag before reporting; "
+    "later reports can use it as --baseline.",
+)
+@option("--prune", is_flag=True, help="Delete stored runs older than --keep-days first.")
+@option("--keep-days", type=click.IntRange(min=1), help="Retention for --prune, in days.")
+def report(**params: Any) -> int:
+    """Compare stored runs: latest vs baseline, node vs node, path vs path, trends, targets.
+
+    \b
+    A change counts as a regression only when it exceeds its rule (benchmarks/
+    regression-rules.yaml, e.g. p95:+10%) and is significant (bootstrap on the stored
+    histograms, and the run-to-run spread once 5+ earlier runs exist); otherwise the report
+    says "within noise" and how big the noise is.
+
+    \b
+    Exit codes: 0 nothing to flag (or --fail-on none), 2 a regression or a missed target
+    (per --fail-on), 3 nothing to report or bad input.
+    """
+    from immichcheck.compare import ReportOptions, build_report, load_rules
+    from immichcheck.performance_targets import load_targets
+    from immichcheck.report import render_report
+    from immichcheck.store import load_runs, prune, tag_run
+
+    reports_dir = params["reports_dir"]
+    if params["prune"]:
+        if params["keep_days"] is None:
+            raise ImmichcheckError("--prune needs --keep-days N")
+        deleted = prune(reports_dir, params["keep_days"])
+        click.echo(
+            f"pruned {len(deleted)} run(s) older than {params['keep_days']} day(s)", err=True
+        )
+    elif params["keep_days"] is not None:
+        raise ImmichcheckError("--keep-days only applies with --prune")
+
+    options = ReportOptions(
+        baseline=params["baseline"],
+        node=params["node"],
+        nodes=_names(params["nodes"], "--nodes"),
+        paths=_names(params["paths"], "--paths"),
+        trend=params["trend"],
+        rules=load_rules(params["rules"]),
+        targets=load_targets(params["targets_file"]),
+    )
+    loaded = load_runs(reports_dir)
+    if params["tag"]:
+        candidates = [r for r in loaded.runs if params["node"] in (None, r.node)]
+        with_benchmarks = [r for r in candidates if r.benchmarks]
+        if not candidates:
+            raise ImmichcheckError(f"no stored run to tag under {reports_dir}")
+        latest = (with_benchmarks or candidates)[-1]
+        tag_run(reports_dir, latest.run_id, params["tag"])
+        click.echo(f"tagged run {latest.run_id} as {params['tag']!r}", err=True)
+        loaded = load_runs(reports_dir)
+    for warning in loaded.warnings:
+        click.echo(f"immichcheck: warning: {warning}", err=True)
+
+    result = build_report(loaded.runs, loaded.warnings, options)
+    text = render_report(result, params["output_format"])
+    _write(text, params["output"])
+
+    fail_on = params["fail_on"]
+    regression = bool(result.regressions) and fail_on in ("regression", "any")
+    missed = bool(result.missed_targets) and fail_on in ("target", "any")
+    return int(ExitCode.FAILURE if regression or missed else ExitCode.OK)
+
+
+def _write(text: str, destination: str) -> None:
+    """Write to stdout ('-') or atomically to a file; one clear line when that fails."""
+    if destination == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from pathlib import Path
+
+    from immichcheck.store import atomic_write_text
+
+    try:
+        atomic_write_text(Path(destination), text)
+    except OSError as exc:
+        raise ImmichcheckError(f"cannot write {destination}: {exc.strerror or exc}") from exc
