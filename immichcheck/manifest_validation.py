@@ -21,6 +21,7 @@ from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.manifests import (
     BENCH_JOB_TEMPLATE_CONFIGMAP,
     BENCH_JOB_TEMPLATE_KEY,
+    HOSTNAME_LABEL,
     ManifestDocument,
     ManifestsError,
     build_expected_state,
@@ -29,6 +30,7 @@ from immichcheck.manifests import (
     manifest_files,
     parse_manifest_file,
     parse_quantity,
+    pinned_node,
     pod_spec,
     render_job_template,
     resolve_directory,
@@ -361,11 +363,40 @@ class CrossReferences:
                 claim = volume["persistentVolumeClaim"].get("claimName")
                 if not self.find("PersistentVolumeClaim", namespace, claim):
                     yield f"volume {volume_name}: PersistentVolumeClaim {claim} does not exist"
+                else:
+                    yield from self._local_volume_node(volume_name, claim, namespace, pod)
         account = pod.get("serviceAccountName")
         if account and account != "default" and not self.find("ServiceAccount", namespace, account):
             yield f"ServiceAccount {account} does not exist"
         for container in iter_containers(pod):
             yield from self._container_problems(container, volumes, namespace)
+
+    def _local_volume_node(
+        self, volume_name: str, claim: Any, namespace: str, pod: Mapping[str, Any]
+    ) -> Iterator[str]:
+        """A pod pinned to one node must not need a volume that lives on another."""
+        node = pinned_node(pod)
+        claim_doc = self.find("PersistentVolumeClaim", namespace, claim)
+        volume_name_of_claim = ((claim_doc.body if claim_doc else {}).get("spec") or {}).get(
+            "volumeName"
+        )
+        volume = self.find("PersistentVolume", "", volume_name_of_claim)
+        if node is None or volume is None:
+            return
+        required = ((volume.body.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}
+        for term in required.get("nodeSelectorTerms") or []:
+            for expression in term.get("matchExpressions") or []:
+                values = expression.get("values") or []
+                if (
+                    expression.get("key") == HOSTNAME_LABEL
+                    and expression.get("operator") == "In"
+                    and node not in values
+                ):
+                    yield (
+                        f"volume {volume_name}: claim {claim} is bound to PersistentVolume "
+                        f"{volume_name_of_claim} on {', '.join(values)}, but the pod is pinned to "
+                        f"{node}"
+                    )
 
     def _configmap_items(
         self, volume_name: str, ref: Mapping[str, Any], namespace: str

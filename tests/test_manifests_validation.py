@@ -294,6 +294,19 @@ def test_machine_learning_url_must_name_a_service_port(tmp_path: Path) -> None:
     ]
 
 
+def test_pod_pinned_away_from_its_local_volume(tmp_path: Path) -> None:
+    folder = broken_copy(
+        tmp_path,
+        "03-redis.yaml",
+        "kubernetes.io/hostname: node05",
+        "kubernetes.io/hostname: node04",
+    )
+    assert problem_lines(folder) == [
+        "03-redis.yaml: Deployment/immich-redis: volume data: claim immich-redis-data is bound "
+        "to PersistentVolume immich-redis-nvme on node05, but the pod is pinned to node04"
+    ]
+
+
 def test_bench_job_template_is_checked_like_a_pod(tmp_path: Path) -> None:
     folder = broken_copy(
         tmp_path, "11-immichcheck.yaml", "claimName: immich-uploads", "claimName: immich-upload"
