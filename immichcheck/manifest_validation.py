@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from immichcheck import __version__
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.manifests import (
@@ -164,6 +166,7 @@ def validate_manifests(
             reason = exc.message.removeprefix(f"{path.name}: ")
             problems.append(Problem(path.name, "-", reason))
 
+    problems.extend(_check_kustomization(folder, files))
     problems.extend(_check_structure(documents, validator is not None))
     if validator is not None:
         problems.extend(_check_schemas(documents, validator, kubernetes_version))
@@ -195,6 +198,30 @@ def _unique(problems: Iterable[Problem]) -> list[Problem]:
 
 
 # --- structure and schemas -------------------------------------------------------------------
+
+
+def _check_kustomization(folder: Path, files: list[Path]) -> Iterator[Problem]:
+    """kustomization.yaml, when present, lists exactly the manifest files that exist."""
+    path = folder / "kustomization.yaml"
+    if not path.is_file():
+        return
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        yield Problem(path.name, "-", f"bad YAML: {' '.join(str(exc).split())}")
+        return
+    if not isinstance(body, dict):
+        yield Problem(path.name, "-", "not a Kustomization object")
+        return
+    listed = [str(item) for item in body.get("resources") or []]
+    names = {file.name for file in files}
+    for resource in listed:
+        if resource not in names and not (folder / resource).exists():
+            yield Problem(path.name, "-", f"resource {resource} does not exist")
+    for name in sorted(names - set(listed)):
+        yield Problem(
+            path.name, "-", f"{name} is not listed in resources (kubectl apply -k would skip it)"
+        )
 
 
 def _check_structure(documents: list[ManifestDocument], with_schema: bool) -> Iterator[Problem]:
@@ -311,10 +338,22 @@ class CrossReferences:
 
     def problems(self) -> Iterator[Problem]:
         """Every cross-reference problem, object by object."""
+        node_ports: dict[int, str] = {}
         for doc in self.documents:
             where, label = doc.file.name, doc.label
             for reason in self._object_problems(doc):
                 yield Problem(where, label, reason)
+            if doc.kind == "Service":
+                for port in (doc.body.get("spec") or {}).get("ports") or []:
+                    node_port = port.get("nodePort")
+                    if isinstance(node_port, int) and node_port in node_ports:
+                        yield Problem(
+                            where,
+                            label,
+                            f"nodePort {node_port} is also used by {node_ports[node_port]}",
+                        )
+                    elif isinstance(node_port, int):
+                        node_ports[node_port] = label
 
     def _object_problems(self, doc: ManifestDocument) -> Iterator[str]:
         body = doc.body

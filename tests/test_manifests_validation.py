@@ -317,6 +317,32 @@ def test_bench_job_template_is_checked_like_a_pod(tmp_path: Path) -> None:
     ]
 
 
+def test_kustomization_must_list_every_file(tmp_path: Path) -> None:
+    folder = broken_copy(
+        tmp_path, "kustomization.yaml", "  - 09-ingress.yaml\n", "  - 08-gone.yaml\n"
+    )
+    assert problem_lines(folder) == [
+        "kustomization.yaml: -: resource 08-gone.yaml does not exist",
+        "kustomization.yaml: -: 09-ingress.yaml is not listed in resources "
+        "(kubectl apply -k would skip it)",
+    ]
+
+
+def test_node_port_used_twice(tmp_path: Path) -> None:
+    folder = broken_copy(
+        tmp_path,
+        "06-services.yaml",
+        "  type: ClusterIP\n  selector:\n    app: immich-ml\n  ports:\n    - name: http\n"
+        "      port: 3003\n      targetPort: 3003\n",
+        "  type: NodePort\n  selector:\n    app: immich-ml\n  ports:\n    - name: http\n"
+        "      port: 3003\n      targetPort: 3003\n      nodePort: 31283\n",
+    )
+    assert problem_lines(folder) == [
+        "06-services.yaml: Service/immich-server-nodeport: nodePort 31283 is also used by "
+        "Service/immich-ml"
+    ]
+
+
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
     folder = broken_copy(tmp_path, "06-services.yaml", "nodePort: 31283", "nodePort: 40000")
     path = folder / "03-redis.yaml"
