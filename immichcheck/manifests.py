@@ -194,7 +194,7 @@ class ExpectedState:
 def _container_port_name(state: ExpectedState, spec: ComponentSpec) -> str | None:
     for obj in state.objects:
         if obj.get("kind") == spec.kind and _name(obj) == spec.name:
-            for container in _pod_spec(obj).get("containers") or []:
+            for container in pod_spec(obj).get("containers") or []:
                 if container.get("name") == spec.container:
                     for port in container.get("ports") or []:
                         if port.get("containerPort") == spec.port:
@@ -427,8 +427,8 @@ def _namespace(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The pod spec of a workload, Job, CronJob or Pod (empty dict when there is none)."""
+def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod spec of a Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod ({} if none)."""
     spec = obj.get("spec") or {}
     kind = obj.get("kind")
     if kind == "Pod":
@@ -437,11 +437,6 @@ def _pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
     template = spec.get("template") or {}
     return dict(template.get("spec") or {})
-
-
-def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The pod spec inside a Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod."""
-    return _pod_spec(obj)
 
 
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -486,7 +481,7 @@ def iter_probes(container: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, A
 
 def _secret_refs(obj: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     refs: list[tuple[str, str, str]] = []
-    for container in iter_containers(_pod_spec(obj)):
+    for container in iter_containers(pod_spec(obj)):
         for env in container.get("env") or []:
             ref = (env.get("valueFrom") or {}).get("secretKeyRef")
             if ref:
@@ -508,7 +503,7 @@ def _component_spec(
     labels = dict((spec.get("selector") or {}).get("matchLabels") or {})
     if not labels:
         raise ManifestsError(f"{label}: no spec.selector.matchLabels")
-    pod = _pod_spec(obj)
+    pod = pod_spec(obj)
     containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
     if not containers:
         raise ManifestsError(f"{label}: no containers")
@@ -806,7 +801,7 @@ def render_job_template(
     if not isinstance(job, dict) or job.get("kind") != "Job":
         raise ManifestsError("bench Job template does not hold a Job")
     if args is not None:
-        containers = _pod_spec(job).get("containers") or []
+        containers = pod_spec(job).get("containers") or []
         if not containers:
             raise ManifestsError("bench Job template has no container")
         job["spec"]["template"]["spec"]["containers"][0]["args"] = [str(arg) for arg in args]
