@@ -279,7 +279,7 @@ def _pairs_html(kind: str, title: str, pairs: Sequence[PairComparison]) -> list[
         groups.setdefault((pair.node, pair.left_label, pair.right_label), []).append(pair)
     for (node, left, right), rows in groups.items():
         heading = f"{title}: {left} vs {right}" + (f" (on {node})" if kind == "path" else "")
-        slug = _slug(f"{node}-{left}-{right}")
+        slug = _slug(f"{node}-{left}-{right}" if kind == "path" else f"{left}-{right}")
         out.append(f'<section id="{kind}s-{slug}"><h2>{escape(heading)}</h2>')
         out.append(
             f'<p class="legend"><span><i style="background:{COLORS[0]}"></i>{escape(left)}</span>'
