@@ -34,7 +34,7 @@ from typing import Any
 
 from immichcheck.bench import images
 from immichcheck.bench.base import BenchContext
-from immichcheck.probes.upload_client import ImmichAssetClient, UploadRequestError
+from immichcheck.probes.upload_client import ImmichAssetClient, UploadAnswer, UploadRequestError
 from immichcheck.records import BenchmarkResult
 from immichcheck.stats import LatencyRecorder, summarize
 from immichcheck.store import atomic_write_text, reports_lock
@@ -166,6 +166,37 @@ async def delete_and_verify(client: ImmichAssetClient, ids: Sequence[str]) -> Cl
     return report
 
 
+async def upload_tracked(
+    client: ImmichAssetClient,
+    ledger: UploadLedger,
+    created: list[str],
+    run_id: str,
+    content: bytes | Path,
+    **fields: Any,
+) -> UploadAnswer:
+    """Upload and record a created asset in the ledger and `created`, even when cancelled.
+
+    A cancelled client does not stop the server: an upload in flight at Ctrl-C may still be
+    stored. So the request is shielded and, on cancellation, its answer awaited (bounded) to
+    learn the id before the cancellation goes on to the cleanup.
+    """
+
+    def track(answer: UploadAnswer) -> None:
+        if answer.status_code == 201:
+            ledger.add(answer.asset_id, run_id)
+            created.append(answer.asset_id)
+
+    request = asyncio.ensure_future(client.upload(content, **fields))
+    try:
+        answer = await asyncio.shield(request)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            track(await asyncio.wait_for(request, _CLEANUP_TIMEOUT_SECONDS))
+        raise
+    track(answer)
+    return answer
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -285,7 +316,11 @@ class UploadSuite:
                 data = images.unique_variant(photo, name)
                 begin = time.perf_counter_ns()
                 try:
-                    answer = await client.upload(
+                    answer = await upload_tracked(
+                        client,
+                        ledger,
+                        created,
+                        ctx.run_id,
                         data,
                         filename=f"{name}.jpg",
                         device_asset_id=name,
@@ -297,8 +332,6 @@ class UploadSuite:
                     continue
                 elapsed = time.perf_counter_ns() - begin
                 if answer.status_code == 201:
-                    ledger.add(answer.asset_id, ctx.run_id)
-                    created.append(answer.asset_id)
                     recorder.record_ns(elapsed)
                     moved += len(data)
                     if first is None:
@@ -342,7 +375,11 @@ class UploadSuite:
             await asyncio.to_thread(_write_random_file, path, size)
             begin = time.perf_counter()
             try:
-                answer = await client.upload(
+                answer = await upload_tracked(
+                    client,
+                    ledger,
+                    created,
+                    ctx.run_id,
                     path,
                     filename=path.name,
                     device_asset_id=name,
@@ -351,8 +388,6 @@ class UploadSuite:
                     content_type="video/mp4",
                 )
                 if answer.status_code == 201:
-                    ledger.add(answer.asset_id, ctx.run_id)
-                    created.append(answer.asset_id)
                     recorder.record_seconds(time.perf_counter() - begin)
                 else:
                     recorder.record_error(
@@ -388,7 +423,11 @@ class UploadSuite:
         ctx.progress.step("upload.duplicate")
         begin = time.perf_counter()
         try:
-            answer = await client.upload(
+            answer = await upload_tracked(
+                client,
+                ledger,
+                created,
+                ctx.run_id,
                 data,
                 filename=f"{name}.jpg",
                 device_asset_id=name,
@@ -398,8 +437,6 @@ class UploadSuite:
             )
             elapsed = time.perf_counter() - begin
             if answer.status_code == 201:
-                ledger.add(answer.asset_id, ctx.run_id)
-                created.append(answer.asset_id)
                 recorder.record_error(
                     "the server stored a second copy (201 created), not duplicate"
                 )
