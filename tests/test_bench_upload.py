@@ -213,3 +213,58 @@ def test_upload_module_keeps_its_tag_constants() -> None:
     # Later runs find leftovers by these exact values; changing them orphans old uploads.
     assert upload.DEVICE_ID == "immichcheck-bench"
     assert upload.NAME_PREFIX == "immichcheck-bench-"
+
+
+TINY_PROFILES = """
+profiles:
+  quick:
+    duration_seconds: 0.2
+    warmup_seconds: 0.0
+    ml: {concurrency: [1], clip_images: [thumbnail]}
+    upload: {count: 2, concurrency: [1], image_width: 120, image_height: 90}
+    storage: {seq_write_file_bytes: 65536, seq_write_files: 2, small_files_max: 20,
+              fdatasync_max_ops: 20, free_space_margin_bytes: 1048576}
+"""
+
+
+@pytest.mark.slow
+def test_bench_command_runs_ml_upload_and_storage_together(
+    fake_immich_server: FakeImmichServer,
+    fake_ml_service: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from immichcheck.cli import main
+
+    home = tmp_path / "home"
+    (home / "benchmarks").mkdir(parents=True)
+    (home / "benchmarks" / "workloads.yaml").write_text(TINY_PROFILES)
+    monkeypatch.setenv("IMMICHCHECK_HOME", str(home))
+    media = tmp_path / "media"
+    media.mkdir()
+    reports = tmp_path / "reports"
+    args = [
+        "bench",
+        "--profile", "quick",
+        "--suite", "ml", "--suite", "upload", "--suite", "storage",
+        "--ml-url", fake_ml_service.url,
+        "--server-url", fake_immich_server.url,
+        "--api-key", fake_immich_server.admin_api_key,
+        "--path", f"media={media}",
+        "--upload-count", "2",
+        "--clip-model", "ViT-B-32__openai",
+        "--reports-dir", str(reports),
+        "--format", "json",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 0, err
+    record = json.loads(out)
+    workloads = {b["workload"] for b in record["benchmarks"]}
+    assert {"ml.clip_visual", "upload.photo", "upload.cleanup", "storage.fdatasync"} <= workloads
+    assert fake_immich_server.admin_api_key not in out + err
+    assert [fs["path"] for fs in record["host"]["filesystems"]] == [str(media.resolve())]
+    assert_all_cleaned(fake_immich_server, reports)
+    assert not [p for p in media.iterdir()]

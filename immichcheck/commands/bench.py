@@ -155,6 +155,7 @@ def bench(
         "face_model": face_model,
         "upload_count": upload_count,
         "video_size": video_size,
+        "reports_dir": str(folder),  # the upload suite keeps its ledger of uploaded ids there
         "kubeconfig": kubeconfig,
         "context": context,
         "namespace": namespace,
