@@ -93,7 +93,7 @@ async def test_immichcheck_engine_measures_every_workload_in_base_units(tmp_path
         sync = by_key[("storage.fdatasync", label)]
         assert 0 < sync.count <= 40 and 0 < sync.p50 <= sync.p99 < 5
         assert any("database log guidance" in note for note in sync.notes)
-        assert any(note.startswith(f"{label}: ") and "mounted at" in note for note in sync.notes)
+        assert any(note.startswith(f"{label}: ") and "mounted at" in note for note in write.notes)
         assert all(r.engine == "immichcheck" for r in results)
     # Two local paths: the ratio is given, the NFS claim explicitly not judged.
     assert any("claim is not judged" in note for r in results for note in r.notes)

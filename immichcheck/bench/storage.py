@@ -568,8 +568,12 @@ class StorageSuite:
         stop = threading.Event()
         try:
             if ctx.engine == "native":
-                return await self._measure_with_fio(label, scratch, settings, notes)
-            return await self._measure_with_immichcheck(label, scratch, settings, notes, stop)
+                results = await self._measure_with_fio(label, scratch, settings, ())
+            else:
+                results = await self._measure_with_immichcheck(label, scratch, settings, (), stop)
+            # Where the path lives is said once per path, on its first result.
+            first = results[0]
+            return [replace(first, notes=(*notes, *first.notes)), *results[1:]]
         finally:
             stop.set()
             shutil.rmtree(scratch, ignore_errors=True)
