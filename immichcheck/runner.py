@@ -297,13 +297,13 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
     async def nodeport_probe() -> Any:
         if not options.node_ip:
             raise ProbeSkipped("no --node-ip given")
-        url = f"http://{options.node_ip}:{targets.expected.nodeport}"
+        url = f"http://{with_default_port(options.node_ip, targets.expected.nodeport)}"
         return await _bounded(http.server_facts(url, timeout, details=False), timeout, url)
 
     async def ingress_probe() -> Any:
         if not options.ingress_ip:
             raise ProbeSkipped("no --ingress-ip given")
-        base = f"http://{options.ingress_ip}"
+        base = f"http://{with_default_port(options.ingress_ip, 80)}"
 
         async def one(host: str) -> Any:
             try:
@@ -345,6 +345,14 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
         "server.ingress": (ingress_probe, timeout + 1.0),
         "storage": (storage_probe, timeout + 1.0),
     }
+
+
+def with_default_port(address: str, port: int) -> str:
+    """`10.0.0.5` -> `10.0.0.5:31283`; an explicit `HOST:PORT` (NAT, tests) is kept."""
+    host, _, explicit = address.rpartition(":")
+    if host and explicit.isdigit() and not address.endswith("]"):
+        return address
+    return f"{address}:{port}"
 
 
 async def _bounded(awaitable: Awaitable[Any], seconds: float, where: str) -> Any:

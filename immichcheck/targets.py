@@ -19,6 +19,7 @@ from immichcheck.probes import ProbeError, ProbeSkipped
 from immichcheck.redaction import Redactor
 
 POSTGRES_SECRET = "immich-postgres-secret"
+NOT_SECRET_KEYS = frozenset({"username", "user", "database"})
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Targets:
         kube_access: Any,
         timeout: float,
         redactor: Redactor,
+        preloaded_snapshot: Any = None,
     ) -> None:
         self.options = options
         self.expected = expected
@@ -116,6 +118,7 @@ class Targets:
         self.redactor = redactor
         self.namespace = options.namespace or expected.namespace
         self._snapshot_task: asyncio.Task[Any] | None = None
+        self._preloaded = preloaded_snapshot
         self._api: Any = None
         self._forwards: Any = None
         self._forward_ports: dict[tuple[str, int], asyncio.Task[int]] = {}
@@ -137,7 +140,9 @@ class Targets:
     async def _read_snapshot(self) -> Any:
         from immichcheck.probes import kube
 
-        if self.options.from_dump:
+        if self._preloaded is not None:
+            snapshot = self._preloaded
+        elif self.options.from_dump:
             snapshot = await asyncio.to_thread(
                 kube.snapshot_from_dump, self.options.from_dump, self.namespace
             )
@@ -152,7 +157,8 @@ class Targets:
             except kube.KubeError as exc:
                 raise ProbeError(f"{exc} ({self.kube_access.description})") from exc
         for values in kube.secret_values(snapshot, self.expected.secrets).values():
-            self.redactor.add_many(values.values())
+            # Identifiers such as the username stay readable; every other value is secret.
+            self.redactor.add_many(v for k, v in values.items() if k not in NOT_SECRET_KEYS)
         return snapshot
 
     async def _snapshot_or_skip(self, why: str) -> Any:

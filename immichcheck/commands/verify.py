@@ -108,10 +108,15 @@ def _print_catalogue(output_format: str) -> None:
     help="Run the cluster checks offline on "
     "`kubectl get ... -o json` output instead of a live API.",
 )
-@option("--node-ip", help="A node's IP: also check the server through the NodePort.")
+@option(
+    "--node-ip",
+    help="A node's IP (HOST[:PORT], port defaults to the shipped NodePort): also "
+    "check the server through the NodePort.",
+)
 @option(
     "--ingress-ip",
-    help="The ingress controller's IP: also check each ingress host (sent as the Host header).",
+    help="The ingress controller's HOST[:PORT] (port 80 by default): also check each "
+    "ingress host, sent as the Host header.",
 )
 @option(
     "--media-path",
@@ -242,9 +247,15 @@ def run_verify_command(params: dict[str, Any]) -> int:
         min_free_bytes={"media": params["min_free_media"], "data": params["min_free_data"]},
     )
     redactor = Redactor()
+    dump = None
+    if options.from_dump:
+        from immichcheck.probes.kube import snapshot_from_dump
+
+        # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
+        dump = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
 
     def make_targets() -> Targets:
-        return Targets(options, expected, kube_access, settings.timeout, redactor)
+        return Targets(options, expected, kube_access, settings.timeout, redactor, dump)
 
     outcome = asyncio.run(
         run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 
 from immichcheck.formatters.verify_common import (
     COMPONENT_TITLES,
@@ -21,12 +22,15 @@ STATUS_STYLES = {
 }
 
 
-def render_verify_table(run: RunRecord, *, color: bool = False, width: int = 120) -> str:
+def render_verify_table(run: RunRecord, *, color: bool = False, width: int | None = None) -> str:
     """The run as text tables; ANSI colours only when `color` (the CLI passes isatty)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    if width is None:
+        # A terminal gets its own width; files and pipes a fixed one, so output is stable.
+        width = shutil.get_terminal_size((120, 24)).columns if color else 120
     buffer = io.StringIO()
     console = Console(
         file=buffer,

@@ -27,7 +27,7 @@ def describe_http_exception(exc: BaseException, url: str) -> str:
         return f"no answer from {url} in time"
     if isinstance(exc, httpx.ConnectError):
         text = str(exc) or type(exc).__name__
-        if "refused" in text.lower():
+        if "refused" in text.lower() or _caused_by(exc, ConnectionRefusedError):
             return f"connection refused at {url}"
         if "name" in text.lower() and ("resolution" in text.lower() or "known" in text.lower()):
             return f"cannot resolve the host of {url}"
@@ -37,6 +37,18 @@ def describe_http_exception(exc: BaseException, url: str) -> str:
     if isinstance(exc, httpx.HTTPError):
         return f"HTTP request to {url} failed: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__} talking to {url}: {exc}"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is anywhere in the exception's cause chain (httpx wraps the OS error)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _answer(response: Any, seconds: float) -> dict[str, Any]:
