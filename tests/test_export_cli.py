@@ -95,6 +95,24 @@ def test_textfile_is_valid_exposition(
     latency = families["immichcheck_benchmark_latency_seconds"].samples
     assert {s.labels["quantile"] for s in latency} == {"0.5", "0.9", "0.95", "0.99", "0.999"}
     assert not list(target.parent.glob(".*.tmp"))  # the atomic write left nothing behind
+    met = {
+        (s.labels["node"], s.labels["target"]): s.value
+        for s in families["immichcheck_target_met"].samples
+    }
+    assert met == {
+        ("node01", "postgres-sub-millisecond"): 1.0,
+        ("node05", "postgres-sub-millisecond"): 1.0,
+    }
+    regressions = families["immichcheck_report_regressions"].samples
+    assert [(s.labels, s.value) for s in regressions] == [({"node": "node05"}, 0.0)]
+
+    code, _, _ = _run_cli(
+        ["export", "--reports-dir", str(reports), "--prometheus", str(target), "--no-verdicts"],
+        capsys,
+    )
+    assert code == 0
+    assert "immichcheck_target_met" not in target.read_text()
+    assert "immichcheck_check_status" in target.read_text()
 
 
 def test_pushgateway_gets_one_group_per_node(

@@ -12,7 +12,7 @@ from immichcheck import store
 from immichcheck.errors import ImmichcheckError
 from immichcheck.records import SCHEMA_VERSION
 from immichcheck.store import load_runs, prune, save_run, tag_run
-from tests.test_store_factories import T0, bench, run, samples
+from tests.test_store_factories import T0, generated, run
 
 
 def _history(tmp_path: Path) -> list[Path]:
@@ -22,7 +22,7 @@ def _history(tmp_path: Path) -> list[Path]:
             record = run(
                 index,
                 node=node,
-                benchmarks=[bench("redis.set", {"clients": 50}, samples(0.001, count=50))],
+                benchmarks=[generated("redis.set", {"clients": 50}, 0.001, count=50)],
             )
             paths.append(save_run(record, tmp_path))
     return paths
@@ -42,7 +42,7 @@ def test_saved_runs_load_back_in_time_order(tmp_path: Path) -> None:
         "20261103T020000Z-node05-bench",
     ]
     assert loaded.runs[0] == run(
-        0, node="node01", benchmarks=[bench("redis.set", {"clients": 50}, samples(0.001, count=50))]
+        0, node="node01", benchmarks=[generated("redis.set", {"clients": 50}, 0.001, count=50)]
     )
     only_node05 = load_runs(tmp_path, nodes={"node05"})
     assert {r.node for r in only_node05.runs} == {"node05"} and len(only_node05.runs) == 3

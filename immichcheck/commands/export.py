@@ -25,6 +25,24 @@ from immichcheck.options import option, store_options
     "(one group per node: job=immichcheck, instance=<node>).",
 )
 @option("--node", help="Export this node's runs only (default: every node).")
+@option(
+    "--verdicts/--no-verdicts",
+    default=True,
+    show_default=True,
+    help="Also export the report's verdicts: targets met and regressions against the "
+    "previous run (uses --rules and --targets).",
+)
+@option(
+    "--rules",
+    type=click.Path(dir_okay=False),
+    help="Regression rules file (default: benchmarks/regression-rules.yaml).",
+)
+@option(
+    "--targets",
+    "targets_file",
+    type=click.Path(dir_okay=False),
+    help="Targets file (default: benchmarks/targets.yaml).",
+)
 @option("--job", default="immichcheck", show_default=True, help="Pushgateway job name.")
 @option(
     "--timeout",
@@ -47,6 +65,8 @@ def export(**params: Any) -> int:
       immichcheck_benchmark_errors{node,workload,params}
       immichcheck_last_run_timestamp_seconds{node,kind}
       immichcheck_last_success_timestamp_seconds{node,kind}
+      immichcheck_target_met{node,target,workload,params}   1 met, 0 missed
+      immichcheck_report_regressions{node}    vs the previous run, significant only
     Only the latest run per (node, kind) feeds the check and benchmark series.
     """
     from pathlib import Path
@@ -64,10 +84,22 @@ def export(**params: Any) -> int:
         where = f" for node {params['node']}" if params["node"] else ""
         raise ImmichcheckError(f"no runs to export{where} under {params['reports_dir']}")
 
+    report = None
+    if params["verdicts"]:
+        from immichcheck.compare import ReportOptions, build_report, load_rules
+        from immichcheck.performance_targets import load_targets
+
+        options = ReportOptions(
+            rules=load_rules(params["rules"]),
+            targets=load_targets(params["targets_file"]),
+            trend=0,
+        )
+        report = build_report(loaded.runs, loaded.warnings, options)
+
     if params["prometheus_file"]:
         destination = Path(params["prometheus_file"])
         try:
-            atomic_write_text(destination, render_prometheus(loaded.runs))
+            atomic_write_text(destination, render_prometheus(loaded.runs, report=report))
         except OSError as exc:
             raise ImmichcheckError(f"cannot write {destination}: {exc.strerror or exc}") from exc
 
@@ -76,7 +108,9 @@ def export(**params: Any) -> int:
         from immichcheck.probes.pushgateway import push_metrics
 
         for node in sorted({run.node for run in loaded.runs}):
-            text = render_prometheus([run for run in loaded.runs if run.node == node])
+            text = render_prometheus(
+                [run for run in loaded.runs if run.node == node], report=report
+            )
             try:
                 push_metrics(
                     params["pushgateway"], params["job"], node, text, timeout=params["timeout"]

@@ -11,16 +11,23 @@ Check status values (`immichcheck_check_status`) follow the Nagios order so that
 comparison makes an alert rule: 0 PASS, 1 WARN, 2 FAIL, 3 ERROR, and -1 SKIP (a check that
 did not apply: below PASS so `immichcheck_check_status > 0` selects exactly what needs a look).
 When one code ran against several targets, the worst status wins.
+
+Given the `report` built from the same runs (`immichcheck.compare.build_report`), the report's
+verdicts are exported too: `immichcheck_target_met` (1 met, 0 missed; unmeasured targets are
+left out) and `immichcheck_report_regressions` (significant regressions of each node's latest
+run against its baseline).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from immichcheck.records import BenchmarkResult, RunRecord, Status
+from immichcheck.report.model import TARGET_MET, TARGET_MISSED, Report
 
 STATUS_VALUES: Mapping[Status, int] = {
     Status.SKIP: -1,
@@ -107,7 +114,9 @@ def _latest_per_node_kind(runs: Iterable[RunRecord]) -> list[RunRecord]:
     return sorted(latest.values(), key=lambda r: (r.started_at, r.run_id))
 
 
-def render_prometheus(runs: Sequence[RunRecord], *, now: float | None = None) -> str:
+def render_prometheus(
+    runs: Sequence[RunRecord], *, now: float | None = None, report: Report | None = None
+) -> str:
     """node_exporter textfile text for the latest run per (node, kind) plus last-success times."""
     status = _Family(
         "immichcheck_check_status",
@@ -143,6 +152,16 @@ def render_prometheus(runs: Sequence[RunRecord], *, now: float | None = None) ->
         "immichcheck_exposition_generated_timestamp_seconds",
         "Unix time this exposition was written.",
     )
+    target_met = _Family(
+        "immichcheck_target_met",
+        "1 when the latest run meets a published target (benchmarks/targets.yaml), 0 when not.",
+    )
+    regressions = _Family(
+        "immichcheck_report_regressions",
+        "Significant regressions of the latest run against its baseline.",
+    )
+    if report is not None:
+        _report_samples(report, {run.node for run in runs}, target_met, regressions)
 
     for run in _latest_per_node_kind(runs):
         last_run.set({"kind": run.kind, "node": run.node}, run.finished_at.timestamp())
@@ -184,6 +203,8 @@ def render_prometheus(runs: Sequence[RunRecord], *, now: float | None = None) ->
         errors,
         last_run,
         last_success,
+        target_met,
+        regressions,
         generated,
     )
     lines = [line for family in families for line in family.render()]
@@ -212,3 +233,26 @@ def _benchmark_samples(
     if bench.bytes_per_second is not None:
         bandwidth.set(labels, bench.bytes_per_second)
     errors.set(labels, bench.errors)
+
+
+def _report_samples(
+    report: Report, nodes: set[str], target_met: _Family, regressions: _Family
+) -> None:
+    for verdict in report.targets:
+        if verdict.node not in nodes or verdict.status not in (TARGET_MET, TARGET_MISSED):
+            continue
+        labels = {
+            "node": verdict.node,
+            "params": _parameters_text(verdict.parameters),
+            "target": verdict.target,
+            "workload": verdict.workload,
+        }
+        target_met.set(labels, 1 if verdict.status == TARGET_MET else 0)
+    compared = {change.node for change in report.changes}
+    for node in sorted(compared & nodes):
+        count = sum(1 for c in report.regressions if c.node == node)
+        regressions.set({"node": node}, count)
+
+
+def _parameters_text(parameters: str) -> str:
+    return parameters_label(json.loads(parameters)) if parameters else ""
