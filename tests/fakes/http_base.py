@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
+import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Self
@@ -199,6 +202,8 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # For 101 Switching Protocols: takes over the connection after the headers are sent.
+    upgrade: Callable[[WebSocket], None] | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -219,6 +224,91 @@ class Response:
         return cls(status, b"", {})
 
 
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OPCODE_TEXT = 0x1
+OPCODE_BINARY = 0x2
+OPCODE_CLOSE = 0x8
+OPCODE_PING = 0x9
+OPCODE_PONG = 0xA
+
+
+class WebSocketClosed(Exception):
+    """The peer closed the WebSocket (or the TCP connection)."""
+
+
+class WebSocket:
+    """Server side of an upgraded connection: RFC 6455 frames over the handler's streams."""
+
+    def __init__(self, handler: BaseHTTPRequestHandler) -> None:
+        self._rfile = handler.rfile
+        self._wfile = handler.wfile
+        self._send_lock = threading.Lock()
+        self.closed = False
+
+    def _read_exact(self, count: int) -> bytes:
+        data = self._rfile.read(count)
+        if data is None or len(data) < count:
+            raise WebSocketClosed("connection closed")
+        return bytes(data)
+
+    def receive(self) -> tuple[int, bytes]:
+        """Next data message (opcode, payload); answers pings; raises WebSocketClosed."""
+        message = bytearray()
+        message_opcode = 0
+        while True:
+            first, second = self._read_exact(2)
+            opcode = first & 0x0F
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._read_exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._read_exact(8), "big")
+            mask = self._read_exact(4) if second & 0x80 else b""
+            payload = self._read_exact(length)
+            if mask:
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if opcode == OPCODE_CLOSE:
+                self.close()
+                raise WebSocketClosed("peer sent close")
+            if opcode == OPCODE_PING:
+                self.send(OPCODE_PONG, payload)
+                continue
+            if opcode == OPCODE_PONG:
+                continue
+            if opcode:
+                message_opcode = opcode
+            message += payload
+            if first & 0x80:
+                return message_opcode, bytes(message)
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        """Send one unmasked frame (servers never mask)."""
+        length = len(payload)
+        if length < 126:
+            header = bytes([0x80 | opcode, length])
+        elif length < 1 << 16:
+            header = bytes([0x80 | opcode, 126]) + length.to_bytes(2, "big")
+        else:
+            header = bytes([0x80 | opcode, 127]) + length.to_bytes(8, "big")
+        with self._send_lock:
+            if self.closed and opcode != OPCODE_CLOSE:
+                raise WebSocketClosed("already closed")
+            try:
+                self._wfile.write(header + payload)
+                self._wfile.flush()
+            except OSError as exc:
+                self.closed = True
+                raise WebSocketClosed(str(exc)) from exc
+
+    def close(self, code: int = 1000) -> None:
+        """Send a close frame once."""
+        if self.closed:
+            return
+        with contextlib.suppress(WebSocketClosed):
+            self.send(OPCODE_CLOSE, code.to_bytes(2, "big"))
+        self.closed = True
+
+
 class FakeHTTPServer(ABC):
     """Base of the fakes: serves `handle(request)` on 127.0.0.1:<free port> in a thread.
 
@@ -234,33 +324,42 @@ class FakeHTTPServer(ABC):
         self.lock = threading.RLock()
         self._release_hangs = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
     # Life cycle -------------------------------------------------------------------------
 
     def start(self) -> Self:
-        """Bind a free loopback port and serve in a daemon thread."""
-        handler = _make_handler(self)
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
+        """Bind a free loopback port and serve plain HTTP in a daemon thread."""
         self._release_hangs.clear()
-        self._thread = threading.Thread(
+        self._httpd = self._serve(None)
+        return self
+
+    def serve_tls(self, context: ssl.SSLContext) -> int:
+        """Also serve HTTPS (same routes) on another free loopback port; returns the port."""
+        httpd = self._serve(context)
+        return int(httpd.server_address[1])
+
+    def _serve(self, context: ssl.SSLContext | None) -> ThreadingHTTPServer:
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        httpd.daemon_threads = True
+        if context is not None:
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        thread = threading.Thread(
             target=httpd.serve_forever, name=f"{self.server_name}-http", daemon=True
         )
-        self._thread.start()
-        return self
+        thread.start()
+        self._servers.append((httpd, thread))
+        return httpd
 
     def stop(self) -> None:
         """Stop serving and release hung requests."""
         self._release_hangs.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for httpd, thread in self._servers:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(timeout=5)
+        self._servers = []
+        self._httpd = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -293,6 +392,25 @@ class FakeHTTPServer(ABC):
     @abstractmethod
     def handle(self, request: Request) -> Response:
         """Answer one request; each fake implements its routes here."""
+
+    def websocket_response(
+        self,
+        request: Request,
+        session: Callable[[WebSocket], None],
+        *,
+        protocols: tuple[str, ...] = (),
+    ) -> Response:
+        """Accept a WebSocket upgrade (RFC 6455) and hand the connection to `session`."""
+        key = request.headers.get("sec-websocket-key", "")
+        if request.headers.get("upgrade", "").lower() != "websocket" or not key:
+            return Response.json(400, {"message": "Upgrade request required"})
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": accept}
+        offered = [p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",")]
+        chosen = next((p for p in protocols if p in offered), None)
+        if chosen:
+            headers["Sec-WebSocket-Protocol"] = chosen
+        return Response(101, b"", headers, upgrade=session)
 
     def failure_response(self, request: Request) -> Response | None:
         """Apply `fail_mode`: a 500, a garbage 200 body, or a hang; None when healthy."""
@@ -361,6 +479,15 @@ def _make_handler(fake: FakeHTTPServer) -> type[BaseHTTPRequestHandler]:
             self._send(response)
 
         def _send(self, response: Response) -> None:
+            if response.upgrade is not None:
+                self.send_response(101)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.flush()
+                self.close_connection = True
+                response.upgrade(WebSocket(self))
+                return
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
