@@ -685,6 +685,8 @@ def build_report(
     frame = runs_frame(bench_runs)
     latest = _latest_by_node(bench_runs)
     notes: list[str] = []
+    if not bench_runs:
+        notes.append("no benchmark runs stored: nothing to compare and no targets judged")
 
     baselines: list[RunRecord] = []
     changes: list[Change] = []

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from immichcheck.cli import main
-from immichcheck.records import utc_now
+from immichcheck.records import Status, utc_now
 from immichcheck.store import load_runs, save_run
-from tests.test_store_factories import generated, nightly_history, run
+from tests.test_store_factories import check, generated, nightly_history, run
 
 
 def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -196,3 +196,11 @@ def test_corrupt_file_is_named_but_does_not_stop_the_report(
         in err
     )
     assert "## Skipped files" in out and "broken.bench.json" in out
+
+
+def test_verify_runs_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_run(run(0, kind="verify", checks=[check("IC-PG-101", Status.WARN, "postgres")]), tmp_path)
+    code, out, _ = _run_cli(["report", "--reports-dir", str(tmp_path)], capsys)
+    assert code == 0
+    assert "| node05 | IC-PG-101 | WARN | postgres | IC-PG-101 is WARN |" in out
+    assert "- no benchmark runs stored: nothing to compare and no targets judged" in out
