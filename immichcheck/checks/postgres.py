@@ -123,19 +123,20 @@ def vector_extension(facts: Facts) -> Verdict:
             "no vector extension (vchord, vector or vectors) is available in this PostgreSQL",
             target,
         )
+    preload = str(pg["settings"].get("shared_preload_libraries", {}).get("setting", ""))
     problems, good, newer = [], [], []
     for name, version in installed.items():
         low, high = VECTOR_EXTENSIONS[name]
         current = version_tuple(version)[:2]
-        if current < low:
+        if name == "vchord" and "vchord" not in preload:
+            # VectorChord without its preloaded library cannot build or use its indexes.
+            problems.append("vchord is installed but not in shared_preload_libraries")
+        elif current < low:
             problems.append(f"{name} {version} is older than {'.'.join(map(str, low))}")
         elif current >= high:
             newer.append(f"{name} {version}")
         else:
             good.append(f"{name} {version}")
-    preload = str(pg["settings"].get("shared_preload_libraries", {}).get("setting", ""))
-    if "vchord" in installed and "vchord" not in preload:
-        problems.append("vchord is installed but not in shared_preload_libraries")
     if problems and not good:
         return failed("; ".join(problems), target, extensions=installed)
     if newer and not good:
