@@ -216,6 +216,15 @@ def test_socket_io_handshake(client: httpx.Client, fake_immich_server: FakeImmic
     packets = client.get("/api/socket.io/", params={**params, "sid": sid}).text.split("\x1e")
     assert packets[0].startswith("40{") and packets[1].startswith('42["on_server_version"')
     assert client.get("/api/socket.io/", params={"EIO": "3"}).status_code == 400
+    # Upgrade of the polling session to a WebSocket, as socket.io clients do by default.
+    from httpx_ws import connect_ws
+
+    with connect_ws(f"/api/socket.io/?EIO=4&transport=websocket&sid={sid}", client) as websocket:
+        websocket.send_text("2probe")
+        assert websocket.receive_text() == "3probe"
+        websocket.send_text("5")
+        assert fake_immich_server.emit("on_new_release", {"isAvailable": False}) == 1
+        assert websocket.receive_text() == '42["on_new_release",{"isAvailable":false}]'
 
 
 def test_fail_modes_and_latency(client: httpx.Client, fake_immich_server: FakeImmichServer) -> None:
@@ -253,3 +262,26 @@ def test_concurrent_uploads_keep_one_asset_per_checksum(
         thread.join()
     assert sorted(statuses) == [200] * 5 + [201]
     assert len(fake_immich_server.assets) == 1
+
+
+def test_socket_io_websocket_events(
+    client: httpx.Client, fake_immich_server: FakeImmichServer
+) -> None:
+    from httpx_ws import connect_ws
+
+    key = {"x-api-key": fake_immich_server.admin_api_key}
+    url = "/api/socket.io/?EIO=4&transport=websocket"
+    with connect_ws(url, client, headers=key) as websocket:
+        assert websocket.receive_text().startswith('0{"sid":')
+        websocket.send_text("40")
+        assert websocket.receive_text().startswith("40{")
+        assert websocket.receive_text() == '42["on_server_version",{"major":2,"minor":7,"patch":5}]'
+        asset_id = _upload(client, fake_immich_server.admin_api_key, jpeg_bytes()).json()["id"]
+        event = websocket.receive_text()
+        assert event.startswith('42["on_upload_success",') and asset_id in event
+        websocket.send_text("2")
+        assert websocket.receive_text() == "3"
+    with connect_ws(url, client) as anonymous:
+        anonymous.receive_text()
+        anonymous.send_text("40")
+        assert anonymous.receive_text() == "41"  # Immich disconnects unauthenticated sockets

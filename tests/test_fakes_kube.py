@@ -442,3 +442,43 @@ async def test_kr8s_under_the_shipped_role(fake_cluster: FakeKubeCluster) -> Non
     with pytest.raises(kr8s.ServerError) as refused:
         await Secret.get("immich-server-secret", namespace=NS, api=api)
     assert refused.value.response is not None and refused.value.response.status_code == 403
+
+
+async def test_kr8s_port_forward_reaches_a_routed_local_server(
+    fake_cluster: FakeKubeCluster, fake_immich_server: Any
+) -> None:
+    import kr8s.asyncio
+    from kr8s.asyncio.objects import Service
+
+    assert fake_cluster.kubeconfig_path is not None
+    spec = STATE.component("server")
+    fake_cluster.route_port("server", spec.port, ("127.0.0.1", fake_immich_server.port))
+    api = await kr8s.asyncio.api(kubeconfig=str(fake_cluster.kubeconfig_path))
+    service = await Service.get(spec.service, namespace=NS, api=api)
+    forward = service.portforward(remote_port=spec.port, local_port="auto")
+    local_port = await forward.start()
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            for _ in range(2):  # a second request opens a second stream
+                ping = await client.get(f"http://127.0.0.1:{local_port}/api/server/ping")
+                assert ping.json() == {"res": "pong"}
+    finally:
+        await forward.stop()
+    # The shipped Role grants `create` on pods/portforward; a WebSocket upgrade also needs
+    # `get`, so kr8s port-forwards are refused under it.
+    fake_cluster.enforce_rbac("immichcheck")
+    (pod,) = fake_cluster.pods_of("server")
+    headers = {
+        "Authorization": f"Bearer {fake_cluster.token}",
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(),
+    }
+    refused = httpx.get(
+        f"{fake_cluster.url}/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}/portforward",
+        params={"ports": spec.port},
+        headers=headers,
+    )
+    assert refused.status_code == 403
+    assert 'cannot get resource "pods/portforward"' in refused.json()["message"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.http_base import FakeHTTPServer, FilePart, Request, Response
+from tests.fakes.socket_io import SocketHub
 
 DEFAULT_VERSION = (2, 7, 5)
 NEW_ROUTES_SINCE = (1, 107, 0)  # /api/server/* appeared
@@ -240,7 +241,8 @@ class FakeImmichServer(FakeHTTPServer):
         self.sessions: dict[str, str] = {}
         self.assets: dict[str, FakeAsset] = {}
         self.requests: list[dict[str, Any]] = []
-        self.sockets: dict[str, dict[str, Any]] = {}
+        self.processing_delay = 0.0
+        self.socket_hub = SocketHub(self, self._socket_user, self._version_dto)
         self.admin_email = DEFAULT_ADMIN_EMAIL
         self.admin_password = ""
         self.admin_api_key = ""
@@ -280,7 +282,8 @@ class FakeImmichServer(FakeHTTPServer):
             self.sessions = {}
             self.assets = {}
             self.requests = []
-            self.sockets = {}
+            self.processing_delay = 0.0
+            self.socket_hub.reset()
             self.admin_password = ""
             self.admin_api_key = ""
             if seed_admin:
@@ -349,7 +352,7 @@ class FakeImmichServer(FakeHTTPServer):
         path = request.path.rstrip("/") or "/"
         method = request.method
         if path == "/api/socket.io":
-            return self._socket_io(request)
+            return self.socket_hub.handle(request)
         server_route = self._server_route(path)
         if server_route is not None:
             if method != "GET":
@@ -745,6 +748,7 @@ class FakeImmichServer(FakeHTTPServer):
                 duration=fields.get("duration"),
             )
             self.assets[asset.id] = asset
+        self._announce_upload(asset)
         return Response.json(201, {"id": asset.id, "status": "created"})
 
     def _bulk_upload_check(self, request: Request) -> Response:
@@ -936,57 +940,29 @@ class FakeImmichServer(FakeHTTPServer):
         ]
         return Response.json(200, body)
 
-    # socket.io (Engine.IO v4 long-polling handshake) ----------------------------------------
+    # socket.io and events --------------------------------------------------------------------
 
-    def _socket_io(self, request: Request) -> Response:
-        request_body = request.body() if request.method == "POST" else b""
-        if request.query_value("EIO") != "4":
-            return Response.json(400, {"code": 5, "message": "Unsupported protocol version"})
-        if request.query_value("transport") not in ("polling", "websocket"):
-            return Response.json(400, {"code": 0, "message": "Transport unknown"})
-        sid = request.query_value("sid")
-        if request.query_value("transport") == "websocket":
-            # No websocket upgrade here: Engine.IO clients then stay on long-polling.
-            return Response.json(400, {"code": 3, "message": "Bad request"})
-        if sid is None:
-            if request.method != "GET":
-                return Response.json(400, {"code": 3, "message": "Bad request"})
-            authenticated = not isinstance(self._authenticate(request, "all"), Response)
-            sid = secrets.token_urlsafe(15)
-            with self.lock:
-                self.sockets[sid] = {"authenticated": authenticated, "outbox": []}
-            handshake = {
-                "sid": sid,
-                "upgrades": [],
-                "pingInterval": 25000,
-                "pingTimeout": 20000,
-                "maxPayload": 1000000,
-            }
-            return Response.text(200, "0" + _compact(handshake))
-        with self.lock:
-            socket = self.sockets.get(sid)
-        if socket is None:
-            return Response.json(400, {"code": 1, "message": "Session ID unknown"})
-        if request.method == "POST":
-            for packet in request_body.decode("utf-8", "replace").split("\x1e"):
-                self._socket_packet(socket, packet)
-            return Response.text(200, "ok")
-        with self.lock:
-            outbox: list[str] = socket["outbox"]
-            packets = list(outbox) or ["6"]  # 6 = noop when nothing is queued
-            outbox.clear()
-        return Response.text(200, "\x1e".join(packets))
+    def _socket_user(self, request: Request) -> str | None:
+        """The user a socket.io handshake authenticates as (Immich accepts any valid auth)."""
+        user = self._authenticate(request, "all")
+        return None if isinstance(user, Response) else user.id
 
-    def _socket_packet(self, socket: dict[str, Any], packet: str) -> None:
-        """Socket.IO CONNECT ("40"): Immich greets with on_server_version or disconnects."""
-        if not packet.startswith("40"):
-            return
-        with self.lock:
-            if socket["authenticated"]:
-                socket["outbox"].append("40" + _compact({"sid": secrets.token_urlsafe(15)}))
-                socket["outbox"].append("42" + _compact(["on_server_version", self._version_dto()]))
-            else:
-                socket["outbox"].append("41")
+    def emit(self, event: str, payload: Any, *, user_id: str | None = None) -> int:
+        """Push a socket.io event to connected clients; returns how many received it."""
+        return self.socket_hub.emit(event, payload, user_id=user_id)
+
+    def _announce_upload(self, asset: FakeAsset) -> None:
+        """on_upload_success once "processing" is done, as Immich does after metadata extraction."""
+
+        def send() -> None:
+            self.emit("on_upload_success", asset.to_dto(), user_id=asset.owner_id)
+
+        if self.processing_delay > 0:
+            timer = threading.Timer(self.processing_delay, send)
+            timer.daemon = True
+            timer.start()
+        else:
+            send()
 
 
 def _required_strings(body: dict[str, Any], names: tuple[str, ...]) -> list[str]:
@@ -1004,8 +980,3 @@ def _cookie(header: str, name: str) -> str | None:
         if key == name:
             return value
     return None
-
-
-def _compact(payload: Any) -> str:
-    """JSON without spaces, as Engine.IO/Socket.IO servers write packets."""
-    return json.dumps(payload, separators=(",", ":"))

@@ -11,10 +11,13 @@ garbage collection. Fault-injection methods break it the way real clusters break
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import re
 import secrets
+import socket
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +26,14 @@ from typing import Any, Self
 import yaml
 
 from immichcheck.manifests import ExpectedState, load_expected_state
-from tests.fakes.http_base import FakeHTTPServer, Request, Response
+from tests.fakes.http_base import (
+    OPCODE_BINARY,
+    FakeHTTPServer,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketClosed,
+)
 from tests.fakes.kube_objects import (
     KUBELET_VERSION,
     BuiltCluster,
@@ -57,6 +67,8 @@ from tests.fakes.kube_tables import to_table
 from tests.fakes.tls import loopback_certificate
 
 DEFAULT_DB_USERNAME = "immich"
+# Raw channel protocols (channel byte + data); kr8s offers none, which means the same.
+PORT_FORWARD_PROTOCOLS = ("v4.channel.k8s.io", "channel.k8s.io")
 Controller = Callable[["FakeKubeCluster", dict[str, Any]], None]
 
 
@@ -114,6 +126,7 @@ class FakeKubeCluster(FakeHTTPServer):
         self.rbac_service_account: str | None = None
         self.denials: list[tuple[str, str, str | None, str | None]] = []
         self.endpoint_overrides: dict[str, list[str]] = {}
+        self.port_routes: dict[tuple[str, int], tuple[str, int]] = {}
         self.controllers: dict[tuple[str, str], Controller] = {}
         self.requests: list[dict[str, Any]] = []
         self.kubeconfig_path: Path | None = None
@@ -147,6 +160,7 @@ class FakeKubeCluster(FakeHTTPServer):
             self.rbac_service_account = None
             self.denials = []
             self.endpoint_overrides = {}
+            self.port_routes = {}
             self.controllers = dict(self.default_controllers)
             self.requests = []
             self.refresh()
@@ -953,9 +967,20 @@ class FakeKubeCluster(FakeHTTPServer):
             # RBAC authorizes a list narrowed by `metadata.name=<x>` against resourceNames.
             authorized_name = _exact_name(request.query_value("fieldSelector"))
         denied = self._authorize(verb, resource, subresource, namespace, authorized_name)
+        if denied is None and subresource in ("portforward", "exec") and verb == "get":
+            # Kubernetes >= 1.31 (AuthorizePodWebsocketUpgradeCreatePermission, on by
+            # default) also requires `create` for a WebSocket upgrade of these subresources.
+            denied = self._authorize("create", resource, subresource, namespace, name)
         if denied is not None:
             request.drain()
             return denied
+        if subresource == "portforward":
+            return self._port_forward(request, namespace or "", name or "")
+        if subresource == "exec":
+            request.drain()
+            return status_response(
+                400, "BadRequest", "exec is not available in the fake API server"
+            )
         with self.lock:
             if subresource == "log":
                 return self._pod_log(request, resource, namespace, name or "")
@@ -1364,6 +1389,84 @@ class FakeKubeCluster(FakeHTTPServer):
         stored = self.state.put(body)
         self.refresh()
         return Response.json(200, self._with_kind(resource, stored))
+
+    # Port-forward -------------------------------------------------------------------------
+
+    def route_port(self, component: str, remote_port: int, address: tuple[str, int]) -> None:
+        """Port-forwards to the component's pods on `remote_port` reach this local address.
+
+        This is how tests put a real local PostgreSQL or Redis, or the fake Immich server,
+        behind the cluster's pods: kr8s port-forward then reaches it through the API server.
+        """
+        with self.lock:
+            self.port_routes[(component, remote_port)] = address
+
+    def _port_forward(self, request: Request, namespace: str, name: str) -> Response:
+        request.drain()
+        if request.method != "GET" or request.headers.get("upgrade", "").lower() != "websocket":
+            # kubectl's SPDY fallback (POST + Upgrade: SPDY/3.1) is not implemented here.
+            return status_response(400, "BadRequest", "Upgrade request required")
+        with self.lock:
+            pod = self.state.get(self.resource("pods"), namespace, name)
+            if pod is None:
+                return self._not_found(self.resource("pods"), name)
+            ports = request.query.get("ports") or []
+            if not ports or not all(p.isdigit() for p in ports):
+                return status_response(400, "BadRequest", "at least one port must be specified")
+            port = int(ports[0])
+            if pod["status"].get("phase") != "Running":
+                return status_response(
+                    400, "BadRequest",
+                    f"unable to upgrade connection: pod {name} is not running",
+                )  # fmt: skip
+            component = self.built.pod_components.get((namespace, name))
+            target = self.port_routes.get((component or "", port))
+        uid = pod["metadata"]["uid"]
+
+        def session(websocket: WebSocket) -> None:
+            header = port.to_bytes(2, "little")
+            websocket.send(OPCODE_BINARY, b"\x00" + header)
+            websocket.send(OPCODE_BINARY, b"\x01" + header)
+            failure = (
+                f"error forwarding port {port} to pod {name}, uid {uid}: failed to connect "
+                f"to localhost:{port} inside namespace {namespace}: connection refused"
+            )
+            if target is None:
+                websocket.send(OPCODE_BINARY, b"\x01" + failure.encode())
+                websocket.close()
+                return
+            try:
+                upstream = socket.create_connection(target, timeout=5)
+            except OSError:
+                websocket.send(OPCODE_BINARY, b"\x01" + failure.encode())
+                websocket.close()
+                return
+            upstream.settimeout(None)
+
+            def upstream_to_client() -> None:
+                try:
+                    while data := upstream.recv(65536):
+                        websocket.send(OPCODE_BINARY, b"\x00" + data)
+                except (OSError, WebSocketClosed):
+                    pass
+                websocket.close()
+
+            pump = threading.Thread(target=upstream_to_client, daemon=True)
+            pump.start()
+            try:
+                while True:
+                    _, payload = websocket.receive()
+                    if payload[:1] == b"\x00" and len(payload) > 1:
+                        upstream.sendall(payload[1:])
+            except (OSError, WebSocketClosed):
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    upstream.shutdown(socket.SHUT_RDWR)
+                upstream.close()
+                pump.join(timeout=5)
+
+        return self.websocket_response(request, session, protocols=PORT_FORWARD_PROTOCOLS)
 
     # Pod logs -------------------------------------------------------------------------------
 
