@@ -38,7 +38,7 @@ from immichcheck.stats import LatencyRecorder, decode_histogram, encode_histogra
 # Above this share of one core the client is likely the bottleneck; say so in the result.
 SATURATION_THRESHOLD = 0.90
 # Time the parent allows workers to connect before the common measured window starts.
-CONNECT_SLACK_SECONDS = 0.5
+CONNECT_SLACK_SECONDS = 0.25
 _RECV_BYTES = 262144
 
 
@@ -340,7 +340,9 @@ def socket_worker(job: SocketJob) -> WorkerReport:
     poller = select.epoll()
     perf_ns = time.perf_counter_ns
     wall = time.time
-    window_start = job.start_at or (wall() + job.warmup)
+    # The parent sets one window for all workers; a worker that started late (a slow spawn)
+    # still warms up before measuring rather than measuring nothing.
+    window_start = job.start_at if job.start_at > wall() else wall() + job.warmup
     window_end = window_start + job.duration
     request = job.request
     per_request = job.replies_per_request
@@ -425,6 +427,12 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _worker_ready(index: int) -> int:
+    """A no-op run once per worker at pool start (see SocketLoadPool.__aenter__)."""
+    time.sleep(0.01)
+    return index
+
+
 def default_workers() -> int:
     """Worker processes for socket loads: half the cores (the server needs the rest), 1..4."""
     return max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -444,6 +452,14 @@ class SocketLoadPool:
     async def __aenter__(self) -> SocketLoadPool:
         context = multiprocessing.get_context("spawn")
         self._pool = context.Pool(self.workers, initializer=_ignore_interrupts)
+        # Wait until every worker has started and imported this module, so the first
+        # measured window does not open while workers are still booting.
+        pool = self._pool
+        try:
+            await asyncio.to_thread(pool.map, _worker_ready, range(self.workers * 2), 1)
+        except BaseException:
+            self.close(terminate=True)
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
