@@ -217,8 +217,9 @@ def test_socket_io_handshake(client: httpx.Client, fake_immich_server: FakeImmic
     assert packets[0].startswith("40{") and packets[1].startswith('42["on_server_version"')
     assert client.get("/api/socket.io/", params={"EIO": "3"}).status_code == 400
     # Upgrade of the polling session to a WebSocket, as socket.io clients do by default.
-    from httpx_ws import connect_ws
+    from httpx_ws import WebSocketSession, connect_ws
 
+    websocket: WebSocketSession
     with connect_ws(f"/api/socket.io/?EIO=4&transport=websocket&sid={sid}", client) as websocket:
         websocket.send_text("2probe")
         assert websocket.receive_text() == "3probe"
@@ -267,8 +268,10 @@ def test_concurrent_uploads_keep_one_asset_per_checksum(
 def test_socket_io_websocket_events(
     client: httpx.Client, fake_immich_server: FakeImmichServer
 ) -> None:
-    from httpx_ws import connect_ws
+    from httpx_ws import WebSocketSession, connect_ws
 
+    websocket: WebSocketSession
+    anonymous: WebSocketSession
     key = {"x-api-key": fake_immich_server.admin_api_key}
     url = "/api/socket.io/?EIO=4&transport=websocket"
     with connect_ws(url, client, headers=key) as websocket:
