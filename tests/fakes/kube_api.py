@@ -11,6 +11,7 @@ garbage collection. Fault-injection methods break it the way real clusters break
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import copy
 import json
@@ -124,11 +125,11 @@ class FakeKubeCluster(FakeHTTPServer):
         self.built = BuiltCluster()
         self.secret_data: dict[str, dict[str, str]] = {}
         self.rbac_service_account: str | None = None
-        self.denials: list[tuple[str, str, str | None, str | None]] = []
-        self.endpoint_overrides: dict[str, list[str]] = {}
+        self.denials: builtins.list[tuple[str, str, str | None, str | None]] = []
+        self.endpoint_overrides: dict[str, builtins.list[str]] = {}
         self.port_routes: dict[tuple[str, int], tuple[str, int]] = {}
         self.controllers: dict[tuple[str, str], Controller] = {}
-        self.requests: list[dict[str, Any]] = []
+        self.requests: builtins.list[dict[str, Any]] = []
         self.kubeconfig_path: Path | None = None
         self._https_port = 0
         self.reset()
@@ -223,17 +224,17 @@ class FakeKubeCluster(FakeHTTPServer):
             raise KeyError(f"{plural}/{name}")
         return obj
 
-    def list_objects(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(self, plural: str, namespace: str | None = None) -> builtins.list[dict[str, Any]]:
         """Stored objects of a plural (all namespaces when namespace is None)."""
         return self.state.items(self.resource(plural), namespace)
 
-    def pods_of(self, component: str) -> list[dict[str, Any]]:
+    def pods_of(self, component: str) -> builtins.list[dict[str, Any]]:
         """The pods of a component key ('postgres', 'redis', 'ml', 'server')."""
         spec = self.expected.component(component)
         requirements = parse_label_selector(",".join(f"{k}={v}" for k, v in spec.labels.items()))
         return [
             pod
-            for pod in self.list_objects("pods", self.expected.namespace)
+            for pod in self.list("pods", self.expected.namespace)
             if labels_match(requirements, pod)
         ]
 
@@ -487,7 +488,7 @@ class FakeKubeCluster(FakeHTTPServer):
                     volume["spec"].pop("claimRef", None)
                     volume["status"] = {"phase": "Available"}
                     self.state.put(volume)
-            for pod in self.list_objects("pods", claim["metadata"]["namespace"]):
+            for pod in self.list("pods", claim["metadata"]["namespace"]):
                 claims = [
                     (v.get("persistentVolumeClaim") or {}).get("claimName")
                     for v in pod["spec"].get("volumes") or []
@@ -544,7 +545,7 @@ class FakeKubeCluster(FakeHTTPServer):
             self.secret_data[name] = dict(data)
             self.state.put(make_secret(name, self.expected.namespace, data))
 
-    def set_service_endpoints(self, service: str, addresses: list[str] | None) -> None:
+    def set_service_endpoints(self, service: str, addresses: builtins.list[str] | None) -> None:
         """Pin a Service's endpoint addresses (None: derive from pods again)."""
         with self.lock:
             if addresses is None:
@@ -634,10 +635,10 @@ class FakeKubeCluster(FakeHTTPServer):
     def refresh(self) -> None:
         """Recompute Endpoints, EndpointSlices and workload status from the pods."""
         with self.lock:
-            for service in self.list_objects("services"):
+            for service in self.list("services"):
                 self._endpoints_for(service)
             for kind, plural in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
-                for workload in self.list_objects(plural):
+                for workload in self.list(plural):
                     self._workload_status(kind, workload)
 
     def _put_if_changed(self, obj: dict[str, Any]) -> None:
@@ -670,7 +671,7 @@ class FakeKubeCluster(FakeHTTPServer):
         requirements = parse_label_selector(",".join(f"{k}={v}" for k, v in selector.items()))
         pods = [
             pod
-            for pod in self.list_objects("pods", namespace)
+            for pod in self.list("pods", namespace)
             if labels_match(requirements, pod) and (pod.get("status") or {}).get("podIP")
         ]
         ports = []
@@ -701,7 +702,7 @@ class FakeKubeCluster(FakeHTTPServer):
         override = self.endpoint_overrides.get(name)
         if override is not None:
             ready = [{"ip": ip} for ip in override]
-            not_ready: list[dict[str, Any]] = []
+            not_ready: builtins.list[dict[str, Any]] = []
         else:
             ready = [address(p) for p in pods if self._pod_ready(p)]
             not_ready = [address(p) for p in pods if not self._pod_ready(p)]
@@ -761,7 +762,7 @@ class FakeKubeCluster(FakeHTTPServer):
         namespace = workload["metadata"]["namespace"]
         labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         requirements = parse_label_selector(",".join(f"{k}={v}" for k, v in labels.items()))
-        pods = [p for p in self.list_objects("pods", namespace) if labels_match(requirements, p)]
+        pods = [p for p in self.list("pods", namespace) if labels_match(requirements, p)]
         desired = int((workload.get("spec") or {}).get("replicas", 1))
         ready = sum(1 for p in pods if self._pod_ready(p))
         stamp = workload["metadata"]["creationTimestamp"]
@@ -799,7 +800,7 @@ class FakeKubeCluster(FakeHTTPServer):
                     "lastTransitionTime": stamp,
                 },
             ]
-            for replica_set in self.list_objects("replicasets", namespace):
+            for replica_set in self.list("replicasets", namespace):
                 owners = replica_set["metadata"].get("ownerReferences") or []
                 if any(o.get("uid") == workload["metadata"]["uid"] for o in owners):
                     rs = copy.deepcopy(replica_set)
@@ -913,7 +914,7 @@ class FakeKubeCluster(FakeHTTPServer):
         return {"name": group, "versions": entries, "preferredVersion": entries[0]}
 
     def _group_list(self) -> dict[str, Any]:
-        groups: list[dict[str, Any]] = []
+        groups: builtins.list[dict[str, Any]] = []
         for group, _ in group_versions():
             if group and group not in [g["name"] for g in groups]:
                 groups.append(self._group_entry(group))
@@ -929,7 +930,7 @@ class FakeKubeCluster(FakeHTTPServer):
         )
 
     def _resource_list(self, group: str, version: str) -> dict[str, Any]:
-        resources: list[dict[str, Any]] = []
+        resources: builtins.list[dict[str, Any]] = []
         for resource in RESOURCE_TYPES:
             if (resource.group, resource.version) == (group, version):
                 resources.extend(resource.discovery())
@@ -943,7 +944,7 @@ class FakeKubeCluster(FakeHTTPServer):
     # Resource requests --------------------------------------------------------------------
 
     def _resource_request(
-        self, request: Request, group: str, version: str, rest: list[str]
+        self, request: Request, group: str, version: str, rest: builtins.list[str]
     ) -> Response:
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3:
@@ -1060,13 +1061,13 @@ class FakeKubeCluster(FakeHTTPServer):
                 for s in binding.get("subjects") or []
             )
 
-        rules: list[Mapping[str, Any]] = []
-        for binding in self.list_objects("clusterrolebindings"):
+        rules: builtins.list[Mapping[str, Any]] = []
+        for binding in self.list("clusterrolebindings"):
             if binds(binding):
                 role = self.state.find("ClusterRole", None, binding["roleRef"]["name"])
                 rules.extend((role or {}).get("rules") or [])
         if namespace is not None:
-            for binding in self.list_objects("rolebindings", namespace):
+            for binding in self.list("rolebindings", namespace):
                 if binds(binding):
                     ref = binding["roleRef"]
                     role = (
@@ -1279,7 +1280,7 @@ class FakeKubeCluster(FakeHTTPServer):
         body["kind"] = "SelfSubjectAccessReview"
         return Response.json(201, body)
 
-    def _dependents(self, uid: str) -> list[dict[str, Any]]:
+    def _dependents(self, uid: str) -> builtins.list[dict[str, Any]]:
         with self.state.lock:
             return [
                 obj
