@@ -239,6 +239,9 @@ class RunSettings:
     slow_inference_seconds: float = 1.0
     clip_model: str = "ViT-B-32__openai"
     min_free_bytes: dict[str, int] = field(default_factory=dict)
+    # access checks (immichcheck/probes/access.py)
+    body_limit_size: int = 100_000_000
+    body_limit_budget: float = 60.0
 
     def for_checks(self) -> dict[str, Any]:
         """The subset checks read through `Facts.settings`."""
@@ -334,7 +337,10 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
         answers = await asyncio.gather(*(one(role, path) for role, path in chosen.items()))
         return dict(zip(chosen, answers, strict=True))
 
+    from immichcheck.probes.access import bind_access_probes
+
     return {
+        **bind_access_probes(targets, settings),
         "kube": (kube_probe, 2 * timeout + 1.0),
         "postgres": (postgres_probe, after_kube),
         "redis": (redis_probe, after_kube),

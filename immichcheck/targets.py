@@ -40,6 +40,8 @@ class TargetOptions:
     ingress_ip: str | None = None
     media_path: str | None = None
     data_path: str | None = None
+    external_url: str | None = None
+    ca_file: str | None = None
 
     def has_direct_target(self) -> bool:
         """True when something can be checked without a cluster."""
@@ -51,6 +53,9 @@ class TargetOptions:
                 self.redis_url,
                 self.media_path,
                 self.data_path,
+                self.node_ip,
+                self.ingress_ip,
+                self.external_url,
             )
         )
 
@@ -85,7 +90,7 @@ def resolve_kube_access(options: TargetOptions) -> Any:
     where = ", ".join(str(p) for p in candidates)
     raise ImmichcheckError(
         f"nothing to check: no kubeconfig found ({where}), not running in a pod, and no "
-        "--server-url/--ml-url/--pg-dsn/--redis-url/--media-path/--from-dump given"
+        "--server-url/--ml-url/--pg-dsn/--redis-url/--media-path/--external-url/--from-dump given"
     )
 
 

@@ -28,7 +28,7 @@ from immichcheck.runner import (
     run_probe,
 )
 
-CODE = re.compile(r"^IC-(CL|PG|RD|ML|SV|ST)-\d{3}$")
+CODE = re.compile(r"^IC-(CL|PG|RD|ML|SV|ST|AC)-\d{3}$")
 PREFIX = {
     "CL": "cluster",
     "PG": "postgres",
@@ -36,6 +36,7 @@ PREFIX = {
     "ML": "ml",
     "SV": "server",
     "ST": "storage",
+    "AC": "access",
 }
 
 

@@ -21,7 +21,15 @@ from immichcheck.errors import ImmichcheckError
 from immichcheck.records import Status
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
-COMPONENTS: tuple[str, ...] = ("cluster", "postgres", "redis", "ml", "server", "storage")
+COMPONENTS: tuple[str, ...] = (
+    "cluster",
+    "postgres",
+    "redis",
+    "ml",
+    "server",
+    "storage",
+    "access",
+)
 _MODULES = tuple(f"immichcheck.checks.{name}" for name in COMPONENTS)
 
 

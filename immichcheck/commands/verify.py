@@ -119,6 +119,31 @@ def _print_catalogue(output_format: str) -> None:
     "ingress host, sent as the Host header.",
 )
 @option(
+    "--external-url",
+    help="The URL the phones use from outside (tunnel or reverse proxy), e.g. "
+    "https://photos.example.com: checked like the NodePort and ingress hosts.",
+)
+@option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Trust only this CA bundle (PEM) for https ways in (a private CA on the phones).",
+)
+@option(
+    "--body-limit-size",
+    type=_Size(),
+    default="100MB",
+    show_default=True,
+    help="Request body size the upload-limit check streams through each way in "
+    "(a phone video); nothing is stored.",
+)
+@option(
+    "--body-limit-budget",
+    type=_Duration(),
+    default="60s",
+    show_default=True,
+    help="Time the upload-limit check may spend per way in narrowing down a limit.",
+)
+@option(
     "--media-path",
     type=click.Path(file_okay=False),
     help="Media root (NFS) to check: mount, free space, write/read/delete, .immich markers.",
@@ -236,6 +261,8 @@ def run_verify_command(params: dict[str, Any]) -> int:
         ingress_ip=params.get("ingress_ip"),
         media_path=params.get("media_path"),
         data_path=params.get("data_path"),
+        external_url=params.get("external_url"),
+        ca_file=params.get("ca_file"),
     )
     kube_access = resolve_kube_access(options)
     settings = RunSettings(
@@ -245,6 +272,8 @@ def run_verify_command(params: dict[str, Any]) -> int:
         slow_inference_seconds=params["slow_inference"],
         clip_model=params["clip_model"],
         min_free_bytes={"media": params["min_free_media"], "data": params["min_free_data"]},
+        body_limit_size=params["body_limit_size"],
+        body_limit_budget=params["body_limit_budget"],
     )
     redactor = Redactor()
     dump = None
