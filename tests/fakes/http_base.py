@@ -344,8 +344,12 @@ class FakeHTTPServer(ABC):
         httpd.daemon_threads = True
         if context is not None:
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        # A short poll interval keeps stop() (and so session teardown) quick.
         thread = threading.Thread(
-            target=httpd.serve_forever, name=f"{self.server_name}-http", daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.server_name}-http",
+            daemon=True,
         )
         thread.start()
         self._servers.append((httpd, thread))
