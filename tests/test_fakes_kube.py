@@ -261,6 +261,12 @@ def test_logs_tail_and_since(fake_cluster: FakeKubeCluster, api: httpx.Client) -
 
 
 def test_rbac_from_shipped_role(fake_cluster: FakeKubeCluster, api: httpx.Client) -> None:
+    impersonated = api.get(
+        f"/api/v1/namespaces/{NS}/secrets",
+        headers={"Impersonate-User": "system:serviceaccount:immich:immichcheck"},
+    )
+    assert impersonated.status_code == 403
+    assert api.get(f"/api/v1/namespaces/{NS}/secrets").status_code == 200
     fake_cluster.enforce_rbac("immichcheck")
     listing = api.get(f"/api/v1/namespaces/{NS}/secrets")
     assert listing.status_code == 403
@@ -405,6 +411,25 @@ def test_kubectl_lists_through_generated_kubeconfig(
         check=False,
     )
     assert wrong.returncode != 0 and "You must be logged in" in wrong.stderr
+    # RBAC of the shipped Role, asked the way an admin would (protobuf access reviews).
+    account = "system:serviceaccount:immich:immichcheck"
+    answers = {}
+    for question in (
+        ["list", "secrets"],
+        ["get", "secrets/immich-server-secret"],
+        ["list", "pods"],
+    ):
+        asked = subprocess.run(
+            ["kubectl", "--kubeconfig", str(fake_cluster.kubeconfig_path), "--cache-dir",
+             str(tmp_path / "cache"), "auth", "can-i", *question, "-n", NS, "--as", account],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        answers[" ".join(question)] = asked.stdout.strip()
+    assert answers == {
+        "list secrets": "no",
+        "get secrets/immich-server-secret": "yes",
+        "list pods": "yes",
+    }
 
 
 async def test_kr8s_lists_pods_and_reads_a_secret(fake_cluster: FakeKubeCluster) -> None:

@@ -150,8 +150,13 @@ def _asyncio_run(coroutine: Any) -> Any:
         return runner.run(coroutine)
 
 
-def run_bench(request: BenchRequest, *, progress_enabled: bool = True) -> BenchOutcome:
-    """Run the requested benchmarks and return the (not yet saved) run record."""
+def run_bench(
+    request: BenchRequest, *, progress_enabled: bool = True, progress: Progress | None = None
+) -> BenchOutcome:
+    """Run the requested benchmarks and return the (not yet saved) run record.
+
+    `progress` replaces the terminal display (bench --in-job prints plain lines instead).
+    """
     profile = load_profile(request.profile, request.benchmarks_dir)
     run_id = new_run_id()
     started = utc_now()
@@ -175,8 +180,13 @@ def run_bench(request: BenchRequest, *, progress_enabled: bool = True) -> BenchO
         "local": request.local,
         "live_readonly": request.live_readonly,
     }
-    with terminal_progress(progress_enabled) as progress:
-        ctx.progress = progress
+    chosen_progress = (
+        contextlib.nullcontext(progress)
+        if progress is not None
+        else terminal_progress(progress_enabled)
+    )
+    with chosen_progress as shown:
+        ctx.progress = shown
         if request.local:
             results, names, skipped, errors = _run_local(request, ctx, settings)
         else:

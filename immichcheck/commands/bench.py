@@ -86,6 +86,15 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @option("--nodes", help="Comma-separated cluster nodes to benchmark.")
 @option("--all-nodes", is_flag=True, help="Benchmark every cluster node.")
 @option("--parallel", is_flag=True, help="With --nodes/--all-nodes: run the nodes at once.")
+@option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="With --node/--nodes/--all-nodes: seconds to wait for each node's Job.",
+)
+@option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, hidden=True)
+@option("--in-job", is_flag=True, hidden=True, help="Run as the node benchmark Job's process.")
 @output_options(("table", "json"), "table")
 @store_options
 @target_options
@@ -108,6 +117,9 @@ def bench(
     nodes: str | None,
     all_nodes: bool,
     parallel: bool,
+    timeout: float,
+    poll_interval: float,
+    in_job: bool,
     output_format: str,
     output: str,
     reports_dir: str,
@@ -128,6 +140,8 @@ def bench(
     immichcheck bench --local --data-dir /mnt/nvme --tag nvme
     immichcheck bench --pg-dsn postgresql://immich:PW@host/immich --redis-url redis://host:6379
     immichcheck bench --engine native --local      # pgbench / redis-benchmark instead
+    immichcheck bench --node node05                # in a Job pinned to that node
+    immichcheck bench --all-nodes --suite storage  # one node after another, then compared
 
     Exit codes: 0 done, 3 could not run (bad flags, missing binaries, unwritable
     folder, a suite failed), 130 interrupted (servers and data removed).
@@ -136,11 +150,14 @@ def bench(
     from immichcheck.formatters.bench_table import render_bench_table
     from immichcheck.store import save_run
 
-    if node or nodes or all_nodes or parallel:
-        raise ImmichcheckError(
-            "--node/--nodes/--all-nodes need a cluster to run benchmark Jobs on; "
-            "this build benchmarks only --local or explicit --pg-dsn/--redis-url/--path targets"
-        )
+    if (node or nodes or all_nodes or parallel) and not in_job:
+        from immichcheck.bench.remote import run_node_command
+
+        return run_node_command(ctx.params, writable_reports_dir(reports_dir))
+    if not local:
+        from immichcheck.bench.remote import cluster_dns_defaults
+
+        ml_url, server_url = cluster_dns_defaults(ml_url, server_url, manifests_dir)
     if data_dir is not None and not local:
         raise ImmichcheckError("--data-dir only applies with --local")
     if local and (pg_dsn or redis_url):
@@ -177,6 +194,10 @@ def bench(
         api_key=api_key,
         manifests_dir=manifests_dir,
     )
+    if in_job:
+        from immichcheck.bench.remote import run_in_job
+
+        return run_in_job(request)
     outcome = run_bench(request)
     saved = save_run(outcome.record, folder)
     if output_format == "json":

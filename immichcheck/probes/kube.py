@@ -22,6 +22,12 @@ from immichcheck.errors import ImmichcheckError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
+
+def service_account_dir() -> Path:
+    """Where the pod's service account is mounted; IMMICHCHECK_SERVICE_ACCOUNT_DIR for tests."""
+    return Path(os.environ.get("IMMICHCHECK_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR)
+
+
 # kind -> (API version, plural); all namespaced. Secrets are read by name, see above.
 LISTED_KINDS: dict[str, tuple[str, str]] = {
     "Pod": ("v1", "pods"),
@@ -103,7 +109,7 @@ def in_cluster() -> bool:
     """True inside a pod: the service account token is mounted and the API host is set."""
     return (
         bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        and (SERVICE_ACCOUNT_DIR / "token").is_file()
+        and (service_account_dir() / "token").is_file()
     )
 
 
@@ -184,7 +190,7 @@ async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
 
     kwargs: dict[str, Any] = {"namespace": namespace}
     if access.service_account:
-        kwargs["serviceaccount"] = str(SERVICE_ACCOUNT_DIR)
+        kwargs["serviceaccount"] = str(service_account_dir())
         kwargs["kubeconfig"] = "/nonexistent-kubeconfig-use-service-account"
     else:
         kwargs["kubeconfig"] = str(access.kubeconfig)

@@ -132,6 +132,7 @@ class FakeKubeCluster(FakeHTTPServer):
         self.requests: builtins.list[dict[str, Any]] = []
         self.kubeconfig_path: Path | None = None
         self._https_port = 0
+        self._request_context = threading.local()
         self.reset()
 
     # Life cycle and state -------------------------------------------------------------------
@@ -829,7 +830,20 @@ class FakeKubeCluster(FakeHTTPServer):
 
     def handle(self, request: Request) -> Response:
         """Authenticate, route and log one request."""
-        response = self._route(request)
+        impersonate = request.headers.get("impersonate-user")
+        if impersonate:
+            # `kubectl --as=system:serviceaccount:<ns>:<name>`: the admin token may
+            # impersonate; RBAC is then evaluated for that account.
+            prefix, _, rest = impersonate.partition("system:serviceaccount:")
+            namespace, _, account = rest.partition(":")
+            home = namespace == self.expected.namespace and not prefix
+            self._request_context.user = impersonate
+            self._request_context.account = account if home else impersonate
+        try:
+            response = self._route(request)
+        finally:
+            self._request_context.user = None
+            self._request_context.account = None
         with self.lock:
             self.requests.append(
                 {
@@ -1017,8 +1031,16 @@ class FakeKubeCluster(FakeHTTPServer):
             "DELETE": "delete" if name else "deletecollection",
         }.get(request.method, request.method.lower())
 
+    def _account(self) -> str | None:
+        """The service account RBAC is evaluated for: impersonated, enforced, or none."""
+        impersonated: str | None = getattr(self._request_context, "account", None)
+        return impersonated if impersonated is not None else self.rbac_service_account
+
     def subject(self) -> str:
         """The user name requests are made as."""
+        impersonated: str | None = getattr(self._request_context, "user", None)
+        if impersonated:
+            return impersonated
         if self.rbac_service_account:
             return f"system:serviceaccount:{self.expected.namespace}:{self.rbac_service_account}"
         return self.user
@@ -1043,14 +1065,14 @@ class FakeKubeCluster(FakeHTTPServer):
                 return False
         if resource.plural == "selfsubjectaccessreviews":
             return True
-        if self.rbac_service_account is None:
+        if self._account() is None:
             return True
         return self._rbac_allows(verb, resource.group, full, namespace, name)
 
     def _rbac_allows(
         self, verb: str, group: str, resource: str, namespace: str | None, name: str | None
     ) -> bool:
-        account = self.rbac_service_account
+        account = self._account()
         home = self.expected.namespace
 
         def binds(binding: Mapping[str, Any]) -> bool:
@@ -1188,6 +1210,12 @@ class FakeKubeCluster(FakeHTTPServer):
 
     def _body(self, request: Request) -> dict[str, Any] | Response:
         content_type = request.headers.get("content-type", "")
+        if "protobuf" in content_type and request.path.endswith("/selfsubjectaccessreviews"):
+            # `kubectl auth can-i` posts its review as protobuf.
+            try:
+                return decode_access_review(request.body())
+            except (ValueError, IndexError) as exc:
+                return status_response(400, "BadRequest", f"cannot decode protobuf: {exc}")
         if "protobuf" in content_type or "cbor" in content_type:
             request.drain()
             return status_response(
@@ -1273,7 +1301,7 @@ class FakeKubeCluster(FakeHTTPServer):
             attributes.get("name") or None,
         )
         body["status"] = {"allowed": allowed}
-        if allowed and self.rbac_service_account:
+        if allowed and self._account():
             body["status"]["reason"] = "RBAC: allowed by RoleBinding"
         body.setdefault("metadata", {}).setdefault("creationTimestamp", None)
         body["apiVersion"] = "authorization.k8s.io/v1"
@@ -1550,6 +1578,72 @@ class FakeKubeCluster(FakeHTTPServer):
         if limit and limit.isdigit():
             text = text.encode()[: int(limit)].decode("utf-8", "ignore")
         return Response.text(200, text)
+
+
+def _protobuf_fields(data: bytes) -> dict[int, bytes | int]:
+    """Top-level fields of a protobuf message (length-delimited as bytes, varints as int)."""
+    fields: dict[int, bytes | int] = {}
+    position = 0
+
+    def varint() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while position < len(data):
+        key = varint()
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            fields[number] = varint()
+        elif wire_type == 2:
+            length = varint()
+            fields[number] = data[position : position + length]
+            position += length
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire_type}")
+    return fields
+
+
+ACCESS_REVIEW_ATTRIBUTES = (
+    "namespace",
+    "verb",
+    "group",
+    "version",
+    "resource",
+    "subresource",
+    "name",
+)
+
+
+def decode_access_review(raw: bytes) -> dict[str, Any]:
+    """A SelfSubjectAccessReview from Kubernetes' protobuf envelope ("k8s\\0" + Unknown)."""
+    if not raw.startswith(b"k8s\x00"):
+        raise ValueError("missing k8s protobuf envelope")
+    unknown = _protobuf_fields(raw[4:])
+    review = _protobuf_fields(bytes(unknown.get(2, b"")))  # Unknown.raw
+    spec = _protobuf_fields(bytes(review.get(2, b"")))  # SelfSubjectAccessReview.spec
+    resource = _protobuf_fields(bytes(spec.get(1, b"")))  # spec.resourceAttributes
+    attributes = {
+        name: bytes(resource[index + 1]).decode()
+        for index, name in enumerate(ACCESS_REVIEW_ATTRIBUTES)
+        if isinstance(resource.get(index + 1), bytes)
+    }
+    return {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "metadata": {},
+        "spec": {"resourceAttributes": attributes},
+    }
 
 
 def _exact_name(field_selector: str | None) -> str | None:
