@@ -46,6 +46,7 @@ def test_clip_visual_and_textual_are_deterministic(client: httpx.Client) -> None
     image = jpeg_bytes(payload=b"same")
     first = _predict_image(client, CLIP_VISUAL, image)
     assert first.status_code == 200
+    assert first.json()["imageWidth"] == 1440  # every image request reports its size
     vector = json.loads(first.json()["clip"])
     assert len(vector) == 512 and abs(sum(v * v for v in vector) - 1) < 1e-3
     assert _predict_image(client, CLIP_VISUAL, image).json() == first.json()
@@ -73,6 +74,11 @@ def test_error_codes(client: httpx.Client) -> None:
     assert no_input.status_code == 400
     not_image = _predict_image(client, CLIP_VISUAL, b"definitely not an image")
     assert not_image.status_code == 500
+    recognition_only = {"facial-recognition": {"recognition": {"modelName": "buffalo_l"}}}
+    orphan = _predict_image(client, recognition_only, jpeg_bytes())
+    assert orphan.status_code == 400 and "depends on output" in orphan.json()["detail"]
+    text_to_visual = client.post("/predict", data={"entries": json.dumps(CLIP_VISUAL), "text": "x"})
+    assert text_to_visual.status_code == 500
 
 
 def test_cold_start_once_per_model(client: httpx.Client, fake_ml_service: FakeMLService) -> None:

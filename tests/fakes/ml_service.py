@@ -148,6 +148,23 @@ class FakeMLService(FakeHTTPServer):
         text = form.fields.get("text")
         if image is None and text is None:
             return Response.json(400, {"detail": "Either image or text must be provided"})
+        kinds = {(task.task, task.kind) for task in tasks}
+        if ("facial-recognition", "recognition") in kinds and (
+            "facial-recognition",
+            "detection",
+        ) not in kinds:
+            # The real service resolves model dependencies before running anything.
+            return Response.json(
+                400,
+                {
+                    "detail": "Task facial-recognition of type recognition depends on output "
+                    "of facial-recognition/detection"
+                },
+            )
+        wants_image = any(task.kind in ("visual", "detection") for task in tasks)
+        if (image is None) == wants_image:
+            # A text handed to an image model (or the reverse) fails inside the model.
+            return Response.text(500, "Internal Server Error")
         self._load_models(tasks)
         if image is not None:
             try:
@@ -185,9 +202,19 @@ class FakeMLService(FakeHTTPServer):
         )
         if detection is not None:
             min_score = float(detection.options.get("minScore", 0.7))
-            response["facial-recognition"] = self._faces(digest, width, height, min_score)
-            response["imageHeight"] = height
-            response["imageWidth"] = width
+            faces = self._faces(digest, width, height, min_score)
+            if any(t.task == "facial-recognition" and t.kind == "recognition" for t in tasks):
+                response["facial-recognition"] = faces
+            else:
+                # Detection alone answers the detector's raw output.
+                response["facial-recognition"] = {
+                    "boxes": [list(face["boundingBox"].values()) for face in faces],
+                    "scores": [face["score"] for face in faces],
+                    "landmarks": [[] for _ in faces],
+                }
+        # Every image request reports the decoded size, whatever the tasks.
+        response["imageHeight"] = height
+        response["imageWidth"] = width
         return response
 
     def _faces(self, digest: bytes, width: int, height: int, min_score: float) -> list[Any]:
@@ -248,12 +275,6 @@ def _parse_entries(raw: str) -> list[_Task]:
             if not isinstance(options, dict):
                 raise ValueError("options must be an object")
             tasks.append(_Task(task_name, kind, model_name, options))
-    if "facial-recognition" in entries and set(entries["facial-recognition"]) != {
-        "detection",
-        "recognition",
-    }:
-        # The real pipeline runs recognition on detected faces: both halves are needed.
-        raise ValueError("facial-recognition needs detection and recognition")
     return tasks
 
 
