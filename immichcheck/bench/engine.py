@@ -39,7 +39,7 @@ from immichcheck.stats import LatencyRecorder, decode_histogram, encode_histogra
 SATURATION_THRESHOLD = 0.90
 # Time the parent allows workers to connect before the common measured window starts.
 CONNECT_SLACK_SECONDS = 0.25
-_RECV_BYTES = 262144
+_RECV_BYTES = 65536  # larger buffers cost an mmap per recv()
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import os
 import shutil
 import tempfile
@@ -213,10 +211,14 @@ def parse_redis_benchmark_csv(
     text: str, workload: str, parameters: Mapping[str, Any], requests: int, operations: int
 ) -> BenchmarkResult:
     """One redis-benchmark --csv row -> a BenchmarkResult (missing percentiles marked)."""
-    rows = list(csv.DictReader(io.StringIO(text.strip())))
-    if not rows:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 2:
         raise ImmichcheckError(f"redis-benchmark printed no result: {text.strip()[:200]}")
-    row = rows[-1]
+    header = [name.strip('"') for name in lines[0].split(",")]
+    # The first column is the command text, which may itself hold commas and quotes (a JSON
+    # value): split the numbers off from the right.
+    fields = [value.strip('"') for value in lines[-1].rsplit(",", len(header) - 1)]
+    row = dict(zip(header, fields, strict=True))
 
     def ms(name: str) -> float:
         return float(row[name]) / 1000.0
