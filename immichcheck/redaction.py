@@ -84,11 +84,19 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """`text` with every known secret value and secret-shaped substring masked."""
+        return _scrub_patterns(self.values(text))
+
+    def values(self, text: str) -> str:
+        """`text` with the known secret values masked, nothing else touched.
+
+        For rendered output (JSON, XML): the patterns could cut through an escaped quote
+        there, while the records inside were already scrubbed with them.
+        """
         # Longest first, so a value that contains another is masked whole.
         for value in sorted(self._values, key=len, reverse=True):
             if value in text:
                 text = text.replace(value, MASK)
-        return _scrub_patterns(text)
+        return text
 
     def data(self, value: Any) -> Any:
         """A copy of nested JSON-like data with every string scrubbed."""

@@ -95,14 +95,16 @@ def shannon_bits_per_char(value: str) -> float:
 def secret_weakness(value: str) -> str:
     """Why a secret value is weak ("" when it looks strong); never includes the value."""
     if len(value) < MIN_SECRET_LENGTH:
-        return f"{len(value)} characters (fewer than {MIN_SECRET_LENGTH})"
+        return f"has {len(value)} characters (fewer than {MIN_SECRET_LENGTH})"
     bits = shannon_bits_per_char(value)
     if bits < MIN_BITS_PER_CHAR:
-        return f"low randomness ({bits:.1f} bits per character, fewer than {MIN_BITS_PER_CHAR:g})"
+        return (
+            f"has low randomness ({bits:.1f} bits per character, fewer than {MIN_BITS_PER_CHAR:g})"
+        )
     lowered = value.lower()
     for word in _WEAK_WORDS:
         if word in lowered and len(word) * 2 >= len(value) // 2:
-            return "built around a common word"
+            return "is built around a common word"
     return ""
 
 
@@ -121,7 +123,8 @@ def secrets_strong(facts: Facts) -> list[Verdict]:
                 continue
             weakness = secret_weakness(data[key])
             if weakness:
-                problems.append(f"{key}: {weakness}")
+                # "key has ..." rather than "key: ...", which reads like a secret to redaction.
+                problems.append(f"{key} {weakness}")
         target = f"secret/{name}"
         if problems:
             verdicts.append(warned(f"{name} has weak values: {'; '.join(problems)}", target))

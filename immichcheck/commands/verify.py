@@ -328,7 +328,7 @@ def run_verify_command(params: dict[str, Any]) -> int:
             click.echo(f"saved {path}", err=True)
     destination = params["output"]
     color = destination == "-" and sys.stdout.isatty()
-    text = redactor.text(render_verify(record, params["output_format"], color=color))
+    text = redactor.values(render_verify(record, params["output_format"], color=color))
     _write(text, destination)
     return int(exit_code_for(outcome.results, params["strict"]))
 
