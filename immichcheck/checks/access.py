@@ -194,7 +194,12 @@ def certificate_trusted(facts: Facts) -> list[Verdict]:
         if "hostname" in problem.lower() or "ip address mismatch" in problem.lower():
             hint = f"; the certificate names {names}, not {tls['server_name']}"
         elif certificate.get("self_signed"):
-            hint = "; it is self-signed: phones reject it unless its CA is installed"
+            hint = "; it is self-signed: phones reject it unless it is installed on them"
+        elif "self-signed" in problem or "issuer" in problem:
+            hint = (
+                "; its CA is not one the phones trust (a private CA must be installed on "
+                "every phone; pass it here with --ca-file)"
+            )
         return failed(
             f"not trusted: {problem}{hint}; {_certificate_fix(way)}",
             name,
@@ -416,7 +421,8 @@ def websocket_upgrades(facts: Facts) -> list[Verdict]:
             )
         status = upgrade.get("status")
         text = upgrade.get("text", "")
-        if status == 400 and '"code":3' in text.replace(" ", ""):
+        plain_get = '"code":3' in text.replace(" ", "") or "upgrade request" in text.lower()
+        if status == 400 and plain_get:
             reason = (
                 "the server saw a plain GET (Engine.IO 'Bad request'): a proxy dropped the "
                 "Upgrade/Connection headers"

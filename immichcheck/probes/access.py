@@ -387,11 +387,7 @@ async def websocket_facts(
         except WebSocketUpgradeError as exc:
             response = exc.response
             upgrade["status"] = response.status_code
-            try:
-                await response.aread()
-                upgrade["text"] = response.text[:_SAMPLE]
-            except httpx.HTTPError:
-                upgrade["text"] = ""
+            upgrade["text"] = await _refused_upgrade_body(client, way, path, timeout)
             upgrade["headers"] = _kept_headers({k.lower(): v for k, v in response.headers.items()})
             upgrade["error"] = f"the upgrade was answered HTTP {response.status_code}"
         except TimeoutError:
@@ -401,6 +397,36 @@ async def websocket_facts(
             upgrade["error"] = _websocket_error_text(exc, way.display)
         upgrade["seconds"] = time.perf_counter() - started
     return facts
+
+
+async def _refused_upgrade_body(client: Any, way: WayIn, path: str, timeout: float) -> str:
+    """The body of a refused upgrade, asked again (httpx-ws closes the first one unread).
+
+    It tells a proxy that dropped the Upgrade header (Engine.IO's own `{"code":3}` "Bad
+    request" to a plain GET) from one that refused the upgrade itself.
+    """
+    import base64
+    import os
+
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+    }
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.get(
+                path,
+                params={"EIO": "4", "transport": "websocket"},
+                headers=headers,
+                extensions=_extensions(way),
+            )
+    except Exception:  # only evidence: the refused status has been recorded already
+        return ""
+    if response.status_code == 101:
+        return ""
+    return str(response.text[:_SAMPLE])
 
 
 def _websocket_error_text(exc: BaseException, where: str) -> str:
