@@ -112,3 +112,48 @@ class Redactor:
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Scrub `text` of the given secret values and of anything that looks like a secret."""
     return Redactor(secrets).text(text)
+
+
+# Environment variables whose literal values are secrets, whatever their value looks like.
+SECRET_ENV_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|_DSN$", re.IGNORECASE
+)
+
+
+def secret_env_values(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Secret values written literally into pod specs: secret-named env vars, URL passwords.
+
+    Values that come from a secretKeyRef are not in the spec at all (they are scrubbed through
+    the Secret objects' data); this finds the ones someone typed in, so they are scrubbed by
+    value wherever else they show up (logs, events, ConfigMaps).
+    """
+    from urllib.parse import urlsplit
+
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key in ("containers", "initContainers"):
+                for container in node.get(key) or []:
+                    for variable in (container or {}).get("env") or []:
+                        value = (variable or {}).get("value")
+                        if not isinstance(value, str) or not value:
+                            continue
+                        if SECRET_ENV_NAME.search(str(variable.get("name", ""))):
+                            found.append(value)
+                        elif "://" in value:
+                            try:
+                                password = urlsplit(value).password
+                            except ValueError:
+                                password = None
+                            if password:
+                                found.append(password)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    for obj in objects:
+        visit(obj)
+    return found
