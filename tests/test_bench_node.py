@@ -161,6 +161,7 @@ def test_the_shipped_role_is_enough_for_a_node_benchmark(
 # Several nodes --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_all_nodes_runs_one_after_another_skips_cordoned_and_compares(
     jobs: FakeJobs, fake_cluster: FakeKubeCluster, tmp_path: Path, capsys: Any
 ) -> None:
@@ -369,8 +370,17 @@ def test_node_cordoned_after_the_check_shows_the_scheduler_message(
 # Ctrl-C ---------------------------------------------------------------------------------------
 
 
-def test_ctrl_c_deletes_the_job_and_its_pod(
-    jobs: FakeJobs, fake_cluster: FakeKubeCluster, tmp_path: Path
+@pytest.mark.parametrize(
+    ("selection", "node_count"),
+    [(("--node", "node05"), 1), (("--nodes", "node01,node05", "--parallel"), 2)],
+    ids=["one-node", "parallel"],
+)
+def test_ctrl_c_deletes_the_jobs_and_their_pods(
+    jobs: FakeJobs,
+    fake_cluster: FakeKubeCluster,
+    tmp_path: Path,
+    selection: tuple[str, ...],
+    node_count: int,
 ) -> None:
     jobs.scenario("hang")
     process = subprocess.Popen(
@@ -379,8 +389,7 @@ def test_ctrl_c_deletes_the_job_and_its_pod(
             "-m",
             "immichcheck",
             "bench",
-            "--node",
-            "node05",
+            *selection,
             "--kubeconfig",
             str(fake_cluster.kubeconfig_path),
             "--reports-dir",
@@ -393,7 +402,9 @@ def test_ctrl_c_deletes_the_job_and_its_pod(
         text=True,
     )
     try:
-        jobs.wait_for_pod_phase("Running", timeout=30)
+        deadline = time.monotonic() + 30
+        while len(jobs.started_on) < node_count and time.monotonic() < deadline:
+            time.sleep(0.05)  # every selected node's pod is running
         time.sleep(0.3)  # let it stream a line or two
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
@@ -403,6 +414,7 @@ def test_ctrl_c_deletes_the_job_and_its_pod(
     assert process.returncode == 130, err
     assert "[node05] interrupted; deleting Job immichcheck-bench-node05-" in err
     assert "immichcheck: interrupted" in err
+    assert len(jobs.created) == len(jobs.started_on) == node_count
     assert_nothing_left(jobs)
 
 

@@ -361,11 +361,11 @@ def job_failure(job: Mapping[str, Any]) -> str | None:
     return None
 
 
-def format_events(events: Sequence[Mapping[str, Any]], pod_name: str) -> list[str]:
-    """`  events of pod X:` then `    Warning Failed: ...` lines, newest last."""
+def format_events(events: Sequence[Mapping[str, Any]], subject: str) -> list[str]:
+    """`  events of Pod X:` then `    Warning Failed: ...` lines, newest last."""
     if not events:
         return []
-    lines = [f"  events of pod {pod_name}:"]
+    lines = [f"  events of {subject}:"]
     for event in list(events)[-EVENTS_SHOWN:]:
         count = int(event.get("count") or 1)
         repeat = f" (x{count})" if count > 1 else ""
@@ -425,12 +425,13 @@ class _Follower:
         return record
 
     async def failure(self, pod_name: str | None, message: str) -> NodeBenchFailure:
+        """The failure with the pod's events (the Job's before a pod exists) and last lines."""
+        kind, name = ("Pod", pod_name) if pod_name else ("Job", self.job_name)
         details: list[str] = []
-        if pod_name:
-            try:
-                details += format_events(await self.jobs.events_for("Pod", pod_name), pod_name)
-            except Exception as exc:  # events only explain; the failure itself stands
-                details.append(f"  (events of pod {pod_name} could not be read: {exc})")
+        try:
+            details += format_events(await self.jobs.events_for(kind, name), f"{kind} {name}")
+        except Exception as exc:  # events only explain; the failure itself stands
+            details.append(f"  (events of {kind} {name} could not be read: {exc})")
         details += format_last_lines(self.lines)
         return NodeBenchFailure(self.node, message, details)
 
@@ -515,6 +516,7 @@ async def bench_on_node(
     echo: Echo,
 ) -> NodeRun:
     """Create the node's Job, follow it, save its record; the Job is always deleted."""
+    from immichcheck.probes.kube import KubeError
     from immichcheck.probes.kube_jobs import KubeForbidden
     from immichcheck.store import save_run
 
@@ -528,10 +530,15 @@ async def bench_on_node(
     )
     container = str(job["spec"]["template"]["spec"]["containers"][0]["name"])
     started = time.monotonic()
-    await jobs.create_job(job)
-    echo(f"[{node}] Job {job_name} created in namespace {jobs.namespace}")
     follower = _Follower(jobs, node, job_name, container, echo)
+    may_exist = True  # a create cut short by Ctrl-C may still have made the Job
     try:
+        try:
+            await jobs.create_job(job)
+        except KubeError:
+            may_exist = False  # refused or unreachable: nothing was made
+            raise
+        echo(f"[{node}] Job {job_name} created in namespace {jobs.namespace}")
         record = await follower.follow(
             started + request.timeout, request.timeout, request.poll_interval
         )
@@ -546,7 +553,8 @@ async def bench_on_node(
         echo(f"[{node}] interrupted; deleting Job {job_name}")
         raise
     finally:
-        await _delete_job(jobs, job_name, echo, node)
+        if may_exist:
+            await _delete_job(jobs, job_name, echo, node)
     settings = dict(record.settings)
     settings.update({"ran_in": "job", "job": job_name, "namespace": jobs.namespace})
     record = dataclasses.replace(
@@ -610,8 +618,13 @@ async def _run(request: NodeBenchRequest, echo: Echo) -> NodeBenchResult:
         tasks = [asyncio.ensure_future(bench_on_node(jobs, n, request, echo)) for n in chosen]
         try:
             runs = await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # Ctrl-C: gather has cancelled every node once; wait while each deletes its Job
+            # (cancelling them again would cut those deletions short).
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         except BaseException:
-            # One refusal (RBAC) or Ctrl-C stops every node; each task deletes its own Job.
+            # One refusal (RBAC) stops the other nodes; each task deletes its own Job.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -153,16 +153,6 @@ class FakeJobs:
             if "job-name" in (pod["metadata"].get("labels") or {})
         ]
 
-    def wait_for_pod_phase(self, phase: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Block until some Job pod reaches a phase (tests use it to time a Ctrl-C)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for pod in self.job_pods():
-                if pod["status"].get("phase") == phase:
-                    return pod
-            time.sleep(0.02)
-        raise TimeoutError(f"no Job pod reached {phase} within {timeout} s")
-
     def stop(self) -> None:
         """Stop every pod thread and process (end of a test)."""
         self._stop.set()
