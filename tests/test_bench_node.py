@@ -31,6 +31,7 @@ from immichcheck.bench.remote import (
     cluster_dns_defaults,
     job_arguments,
     job_name_for,
+    node_lost_problem,
     node_state,
     render_node_job,
     split_log,
@@ -142,9 +143,16 @@ def test_bench_node_json_output_is_the_saved_record(
     code, out, _ = cli(capsys, fake_cluster, tmp_path / "r", "--node", "node01", "--format", "json")
 
     assert code == 0
-    [data] = json.loads(out)
+    data = json.loads(out)  # one record, as `bench --local --format json` prints
     assert data["node"] == "node01"
     assert data["run_id"] == load_runs(tmp_path / "r").runs[0].run_id
+
+    code, out, _ = cli(
+        capsys, fake_cluster, tmp_path / "r", "--nodes", "node01,node03", "--format", "json"
+    )
+
+    assert code == 0
+    assert [record["node"] for record in json.loads(out)] == ["node01", "node03"]
 
 
 def test_the_shipped_role_is_enough_for_a_node_benchmark(
@@ -524,6 +532,18 @@ def test_log_is_split_into_progress_and_the_record() -> None:
     assert split_log("a\n") == (["a"], None)
     with pytest.raises(ImmichcheckError, match="unreadable run record"):
         split_log("IMMICHCHECK-RUN-RECORD {not json\n")
+
+
+def test_node_lost_is_recognised_from_the_pod_or_the_node() -> None:
+    running = {"status": {"phase": "Running"}}
+    ready = {"metadata": {"name": "node05"}, "spec": {},
+             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}  # fmt: skip
+    assert node_lost_problem(running, ready, "node05") is None
+    assert "removed from the cluster" in str(node_lost_problem(running, None, "node05"))
+    unknown = {"status": {"phase": "Unknown", "reason": "NodeLost"}}
+    assert node_lost_problem(unknown, ready, "node05") == (
+        "node node05 was lost mid-run (pod phase Unknown); no result"
+    )
 
 
 def test_permission_reads_like_an_rbac_rule() -> None:

@@ -25,10 +25,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from immichcheck import __version__
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.records import RunRecord
+
+if TYPE_CHECKING:
+    from immichcheck.probes.kube_jobs import JobsApi
 
 RECORD_PREFIX = "IMMICHCHECK-RUN-RECORD "
 JOB_NAME_PREFIX = "immichcheck-bench-"
@@ -390,7 +394,7 @@ def format_last_lines(lines: Sequence[str]) -> list[str]:
 class _Follower:
     """Streams one Job's pod log and decides when it is done."""
 
-    jobs: Any  # probes.kube_jobs.JobsApi
+    jobs: JobsApi
     node: str
     job_name: str
     container: str
@@ -400,14 +404,17 @@ class _Follower:
     announced: set[str] = field(default_factory=set)
 
     def say(self, text: str) -> None:
+        """One status line, prefixed with the node."""
         self.echo(f"[{self.node}] {text}")
 
     def announce(self, key: str, text: str) -> None:
+        """A status line shown once per Job (scheduled, running)."""
         if key not in self.announced:
             self.announced.add(key)
             self.say(text)
 
     async def read_log(self, pod_name: str) -> RunRecord | None:
+        """Echo the log lines not shown yet; the run record once the log holds it."""
         from immichcheck.probes.kube import KubeError
         from immichcheck.probes.kube_jobs import KubeForbidden
 
@@ -482,8 +489,8 @@ class _Follower:
             if record is None:
                 raise await self.failure(
                     pod_name,
-                    "the Job finished but printed no run record (is the image immichcheck "
-                    "0.1.0 or newer?)",
+                    "the Job finished but printed no run record (does the image run "
+                    f"immichcheck {__version__}?)",
                 )
             return record
         if phase == "Failed":
@@ -493,7 +500,7 @@ class _Follower:
         raise await self.failure(pod_name, lost or f"the pod is in phase {phase}")
 
 
-async def _delete_job(jobs: Any, job_name: str, echo: Echo, node: str) -> None:
+async def _delete_job(jobs: JobsApi, job_name: str, echo: Echo, node: str) -> None:
     """Delete the Job and its pod; never raises (the caller's outcome matters more)."""
     try:
         async with asyncio.timeout(jobs.timeout + 5):
@@ -510,7 +517,7 @@ async def _delete_job(jobs: Any, job_name: str, echo: Echo, node: str) -> None:
 
 
 async def bench_on_node(
-    jobs: Any,
+    jobs: JobsApi,
     node: str,
     request: NodeBenchRequest,
     echo: Echo,
@@ -789,12 +796,18 @@ def node_request(params: Mapping[str, Any], reports_dir: Path) -> NodeBenchReque
     )
 
 
-def render_node_result(result: NodeBenchResult, output_format: str) -> str:
-    """Tables per node (or a JSON list of records) and, for 2+ nodes, their comparison."""
+def render_node_result(result: NodeBenchResult, output_format: str, *, single: bool) -> str:
+    """Tables per node and, for 2+ nodes, their comparison; or JSON.
+
+    JSON is the run record for `--node` (as `bench --local` prints it) and a list of records
+    for `--nodes`/`--all-nodes`.
+    """
     import json
 
     records = [run.record for run in result.runs if run.record is not None]
     if output_format == "json":
+        if single:
+            return "".join(record.to_json() + "\n" for record in records)
         return json.dumps([record.to_dict() for record in records], indent=2) + "\n"
     from immichcheck.formatters.bench_table import render_bench_table
 
@@ -828,7 +841,9 @@ def run_node_command(params: Mapping[str, Any], reports_dir: Path, echo: Echo = 
     """`bench --node/--nodes/--all-nodes`: run, write the output, return the exit code."""
     request = node_request(params, reports_dir)
     result = run_on_nodes(request, echo)
-    text = render_node_result(result, str(params.get("output_format") or "table"))
+    text = render_node_result(
+        result, str(params.get("output_format") or "table"), single=bool(params.get("node"))
+    )
     output = str(params.get("output") or "-")
     if output == "-":
         sys.stdout.write(text)
