@@ -39,6 +39,7 @@ def by_workload(results: Any) -> dict[tuple[str, Any, Any], Any]:
     }
 
 
+@pytest.mark.slow
 async def test_cold_and_warm_runs_for_every_model(fake_ml_service: FakeMLService) -> None:
     fake_ml_service.cold_start = 0.4
     results = await SUITE.run(make_ctx(fake_ml_service.url))

@@ -304,6 +304,7 @@ def test_nvme_versus_nfs_ratio_is_judged_against_the_readme_claim() -> None:
     assert 1 not in notes and 3 not in notes  # the NFS side carries no duplicate
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(fio.fio_path() is None, reason="fio not installed")
 def test_calibration_script_prints_a_ratio_per_workload(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
