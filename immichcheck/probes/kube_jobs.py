@@ -209,12 +209,16 @@ class JobsApi:
         )
         events = list(body.get("items") or [])
 
-        def when(event: Mapping[str, Any]) -> str:
-            return str(
+        def when(event: Mapping[str, Any]) -> tuple[str, int]:
+            # Event times have one-second precision; the resourceVersion (an etcd revision)
+            # orders events written within the same second.
+            version = str((event.get("metadata") or {}).get("resourceVersion") or "")
+            stamp = str(
                 event.get("lastTimestamp")
                 or event.get("eventTime")
                 or (event.get("metadata") or {}).get("creationTimestamp")
                 or ""
             )
+            return stamp, int(version) if version.isdigit() else 0
 
         return sorted(events, key=when)
