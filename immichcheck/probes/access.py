@@ -549,14 +549,12 @@ async def post_body(
     chunk = bytes(_CHUNK)
     try:
         writer.write(request_head)
-        sent = 0
-        while sent < size and not answer.done():
-            piece = min(_CHUNK, size - sent)
+        while attempt["sent"] < size and not answer.done():
+            piece = min(_CHUNK, size - attempt["sent"])
             writer.write(chunk[:piece] if piece < _CHUNK else chunk)
             async with asyncio.timeout(timeout):
                 await writer.drain()
-            sent += piece
-        attempt["sent"] = sent
+            attempt["sent"] += piece
     except TimeoutError:
         attempt["error"] = f"sending stalled for {timeout:g} s"
     except (OSError, ssl.SSLError) as exc:
