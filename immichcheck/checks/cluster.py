@@ -160,7 +160,7 @@ def configmap_problems(name: str, data: Mapping[str, str]) -> list[str]:
                 problems.append(f"{key} is not valid JSON (line {exc.lineno}: {exc.msg})")
         elif key.endswith((".yaml", ".yml")):
             try:
-                yaml.safe_load(text)
+                yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
             except yaml.YAMLError:
                 problems.append(f"{key} is not valid YAML")
         elif key.endswith(".conf"):

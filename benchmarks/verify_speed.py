@@ -1,0 +1,212 @@
+"""How long `immichcheck verify` takes next to the README's health commands, on one local stack.
+
+The stack: the fake Kubernetes API (built from manifests/, served over TLS like a real API
+server), real PostgreSQL and Redis started by immichcheck.local_stack, the fake Immich server
+and ML service over HTTP. The same stack answers both sides:
+
+- verify: one `immichcheck verify` process checking everything (cluster snapshot, PostgreSQL,
+  Redis, server, ML with one inference, storage), as a user runs it;
+- the README: its kubectl / pg_isready / psql / redis-cli / curl / df lines, one after
+  another as a user pastes them, each pointed at the same services.
+
+Prints the median wall time of each (after one warm-up), their ratio, and `immichcheck --help`.
+Targets: verify under 1.5 s, at least 5x faster than the README's commands, --help under 0.3 s.
+
+    .venv/bin/python benchmarks/verify_speed.py [--runs 5] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the fakes live in tests/, next to the package
+
+VERIFY_TARGET = 1.5
+SPEEDUP_TARGET = 5.0
+HELP_TARGET = 0.3
+APPS = ("immich-postgres", "immich-redis", "immich-ml", "immich-server")
+CONFIG_JSON = "{.data.immich-config\\.json}"
+MEMORY_SETTINGS = "'shared_buffers', 'effective_cache_size', 'work_mem'"
+MEMORY_PATTERN = "(shared_buffers|effective_cache_size|work_mem)"
+
+
+def timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall time and exit code of one command (output discarded, as a script would)."""
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    return time.perf_counter() - started, completed.returncode
+
+
+def median_time(commands: Sequence[Sequence[str]], env: dict[str, str], runs: int) -> float:
+    """Median over `runs` of running all `commands` one after another (after one warm-up)."""
+    for command in commands:
+        timed(command, env)
+    totals = []
+    for _ in range(runs):
+        totals.append(sum(timed(command, env)[0] for command in commands))
+    return statistics.median(totals)
+
+
+def readme_commands(
+    kubeconfig: Path, pg: Any, redis: Any, server_url: str, ml_url: str, media: Path
+) -> list[list[str]]:
+    """The README's own commands for what verify checks, aimed at the local stack.
+
+    One per area verify covers, taken from the README's deployment, health-check and
+    troubleshooting sections (pipelines run through sh as pasted). Its `kubectl exec
+    deployment/... -- psql|redis-cli|curl|df` lines run the inner command directly against
+    the same servers (the fake API server has no exec), which favours the README side:
+    on a real cluster every exec adds a round trip through the kubelet.
+    """
+    k = f"kubectl --kubeconfig {shlex.quote(str(kubeconfig))} -n immich"
+    kubectl = shlex.split(k)
+    pg_args = f"-h {pg.host} -p {pg.port} -U {pg.user} -d {pg.database}"
+    psql = ["psql", *shlex.split(pg_args), "-X", "-c"]
+    redis_cli = ["redis-cli", "-h", redis.host, "-p", str(redis.port)]
+    return [
+        # Cluster: namespace, secrets, ConfigMaps, pods and events, storage, services, ingress
+        [*kubectl, "get", "namespace", "immich"],
+        [*kubectl, "get", "secrets"],
+        [*kubectl, "get", "configmaps"],
+        ["sh", "-c", f"{k} get configmap immich-server-config -o jsonpath='{CONFIG_JSON}' | jq ."],
+        [*kubectl, "get", "pods", "-o", "wide"],
+        [*kubectl, "get", "events", "--sort-by=.lastTimestamp"],
+        *([*kubectl, "describe", "pod", "-l", f"app={app}"] for app in APPS),
+        [*kubectl, "get", "pv,pvc"],
+        [*kubectl, "get", "svc"],
+        ["sh", "-c", f"{k} get svc immich-server-nodeport -o yaml | grep -A5 sessionAffinity"],
+        [*kubectl, "get", "ingress"],
+        [*kubectl, "describe", "ingress", "immich-ingress"],
+        ["sh", "-c", f"{k} logs -l app=immich-server | grep -i 'config\\|error'"],
+        # PostgreSQL
+        ["pg_isready", *shlex.split(pg_args)],
+        [*psql, f"SELECT name, setting FROM pg_settings WHERE name IN ({MEMORY_SETTINGS});"],
+        ["sh", "-c", f"psql {pg_args} -X -c 'SHOW ALL;' | grep -E '{MEMORY_PATTERN}'"],
+        [*psql, "SELECT * FROM pg_stat_activity WHERE state = 'active';"],
+        [*psql, "SELECT email, created_at FROM users;"],
+        # Redis
+        [*redis_cli, "ping"],
+        [*redis_cli, "info", "stats"],
+        [*redis_cli, "CONFIG", "GET", "*memory*"],
+        [*redis_cli, "LLEN", "immich:jobs:active"],
+        # Machine learning and server
+        ["curl", "-s", "-m", "5", f"{ml_url}/ping"],
+        ["curl", "-s", "-f", "-m", "5", f"{server_url}/api/server-info/ping"],
+        ["sh", "-c", f"curl -s -m 5 {server_url}/api/server-info/config | jq ."],
+        # Storage
+        ["df", "-h", str(media)],
+    ]  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the stack, time both sides, print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per side (median)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+
+    from immichcheck.local_stack import LocalStack
+    from tests.fakes.immich_server import FakeImmichServer
+    from tests.fakes.kube_api import FakeKubeCluster
+    from tests.fakes.ml_service import FakeMLService
+
+    workdir = Path(tempfile.mkdtemp(prefix="verify-speed-"))
+    stack = LocalStack().open()
+    cluster = FakeKubeCluster().start()
+    server = FakeImmichServer().start()
+    ml = FakeMLService().start()
+    try:
+        pg = stack.start_postgres()
+        redis = stack.start_redis()
+        cluster.set_secret("immich-postgres-secret", {"username": pg.user, "password": pg.password})
+        kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
+        media = workdir / "media"
+        for folder in ("library", "upload", "thumbs", "encoded-video", "profile", "backups"):
+            (media / folder).mkdir(parents=True)
+            (media / folder / ".immich").write_text("1")
+        env = {**os.environ, "PGPASSWORD": pg.password}
+        # As installed Python runs: bytecode cached after the first (warm-up) run, here in a
+        # private folder (this machine's environment sets PYTHONDONTWRITEBYTECODE=1, which
+        # would recompile ~170 modules, ~0.15 s, on every run).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+        env.pop("KUBECONFIG", None)
+        immichcheck = str(Path(sys.executable).with_name("immichcheck"))
+        verify = [
+            immichcheck, "verify",
+            "--kubeconfig", str(kubeconfig),
+            "--pg-dsn", pg.dsn,
+            "--redis-url", redis.url,
+            "--server-url", server.url,
+            "--ml-url", ml.url,
+            "--api-key", server.admin_api_key,
+            "--media-path", str(media),
+            "--min-free-media", "1MB",
+            "--no-save",
+        ]  # fmt: skip
+        readme = readme_commands(kubeconfig, pg, redis, server.url, ml.url, media)
+
+        verify_seconds = median_time([verify], env, args.runs)
+        readme_seconds = median_time(readme, env, args.runs)
+        failing = [c for c in readme if timed(c, env)[1] != 0]
+        help_seconds = median_time([[immichcheck, "--help"]], env, max(args.runs, 5))
+        checks_run = subprocess.run(
+            [*verify, "--format", "json"], env=env, capture_output=True, text=True, check=False
+        )
+        import json
+
+        record = json.loads(checks_run.stdout)
+        speedup = readme_seconds / verify_seconds
+
+        def verdict(ok: bool) -> str:
+            return "met" if ok else "MISSED"
+
+        print(
+            f"stack: fake Kubernetes API (TLS), PostgreSQL {pg.version}, Redis {redis.version}, "
+            "fake server and ML"
+        )
+        print(f"machine: {os.cpu_count()} CPUs; median of {args.runs} runs after one warm-up\n")
+        rows = [
+            (f"immichcheck verify ({len(record['checks'])} results, 1 process)", verify_seconds),
+            (f"README commands ({len(readme)} processes, one after another)", readme_seconds),
+            ("immichcheck --help", help_seconds),
+        ]
+        print(f"{'what':<52} {'seconds':>8}")
+        for label, seconds in rows:
+            print(f"{label:<52} {seconds:>8.3f}")
+        print()
+        print(f"verify under {VERIFY_TARGET} s: {verdict(verify_seconds < VERIFY_TARGET)}")
+        faster = verdict(speedup >= SPEEDUP_TARGET)
+        print(f"verify at least {SPEEDUP_TARGET:g}x faster: {speedup:.1f}x, {faster}")
+        print(f"--help under {HELP_TARGET} s: {verdict(help_seconds < HELP_TARGET)}")
+        print(f"\nREADME commands that exited non-zero ({len(failing)}), the README's stale ones:")
+        for command in failing:
+            print("  " + " ".join(command)[-110:])
+        missed = (
+            verify_seconds >= VERIFY_TARGET
+            or speedup < SPEEDUP_TARGET
+            or help_seconds >= HELP_TARGET
+        )
+        return 1 if args.check and missed else 0
+    finally:
+        ml.stop()
+        server.stop()
+        cluster.stop()
+        stack.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
