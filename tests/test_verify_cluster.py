@@ -328,3 +328,37 @@ def test_catalogue_size_is_what_list_prints(capsys: pytest.CaptureFixture[str]) 
 
     assert [entry["code"] for entry in json.loads(out)] == list(load_catalogue())
     assert MEDIA_FOLDERS  # the media layout the storage checks expect is shared with that module
+
+
+def test_in_cluster_uses_the_service_account_and_cluster_dns(
+    fake_cluster: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from urllib.parse import urlsplit
+
+    from tests.fakes.tls import loopback_certificate
+
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(fake_cluster.token)
+    (account / "ca.crt").write_bytes(loopback_certificate().ca_pem)
+    (account / "namespace").write_text("immich")
+    monkeypatch.setenv("IMMICHCHECK_SERVICE_ACCOUNT_DIR", str(account))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(urlsplit(fake_cluster.https_url).port))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    code, record = run_json(["--only", "cluster,IC-PG-101", "--timeout", "1", "--no-save"], capsys)
+    assert record.settings["reached"]["kubernetes"] == "in-cluster service account"
+    assert record.settings["reached"]["postgres"] == "cluster DNS"
+    cluster = [c for c in record.checks if c.component == "cluster"]
+    assert {c.status for c in cluster} == {Status.PASS}
+    # This test runs outside a real cluster, so the service's DNS name cannot resolve here.
+    postgres = next(c for c in record.checks if c.code == "IC-PG-101")
+    assert postgres.status == Status.ERROR
+    assert postgres.message.startswith(
+        "could not run: cannot resolve the host of immich-postgres.immich.svc.cluster.local:5432/"
+    )
+    assert code == 3
