@@ -468,9 +468,11 @@ def print_progress(attempt: int, results: list[CheckResult], remaining: float) -
     if pending:
         shown = ", ".join(sorted(set(pending))[:6])
         more = "..." if len(set(pending)) > 6 else ""
+        # The last attempt ends its line so the report starts on a fresh one.
+        end = "\n" if remaining <= 0 else ""
         sys.stderr.write(
             f"\rattempt {attempt}: {len(set(pending))} not passing ({shown}{more}); "
-            f"{remaining:.0f} s left   "
+            f"{remaining:.0f} s left   {end}"
         )
     else:
         sys.stderr.write(f"\rattempt {attempt}: all checks pass{' ' * 40}\n")

@@ -176,21 +176,21 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0.05),
     default=3.0,
     show_default=True,
     help="Seconds each probe may take (after its target is known).",
 )
 @option(
     "--inference-timeout",
-    type=float,
+    type=click.FloatRange(min=0.05),
     default=10.0,
     show_default=True,
     help="Seconds the inference may take (a cold model loads first).",
 )
 @option(
     "--slow-inference",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=1.0,
     show_default=True,
     help="Warn when the inference takes longer than this many seconds.",
