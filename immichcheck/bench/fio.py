@@ -63,6 +63,7 @@ def seq_write_job(file_bytes: int, files: int) -> FioJob:
             "openfiles": "1",
             "file_service_type": "sequential",
             "fsync_on_close": "1",
+            "invalidate": "0",  # immichcheck does not drop caches before writing either
         },
         notes=("fio: latency is per 1 MiB write, not per file; compare MB/s",),
     )
@@ -84,6 +85,7 @@ def small_files_job(file_bytes: int, files: int) -> FioJob:
             "fsync_on_close": "1",
             "create_on_open": "1",
             "unlink": "1",
+            "invalidate": "0",
         },
         notes=("fio: create+write+fsync per file timed as a whole job; stat and delete not timed",),
     )
@@ -118,6 +120,7 @@ def fdatasync_job(block_bytes: int, max_ops: int, duration_seconds: float) -> Fi
             "bs": str(block_bytes),
             "size": str(block_bytes * max_ops),
             "fdatasync": "1",
+            "invalidate": "0",
             "runtime": f"{max(duration_seconds, 0.1):.3f}s",
         },
         notes=("fio: latency = fdatasync latency percentile + mean write latency",),
