@@ -3,9 +3,10 @@
 It reads the cluster once (verify's snapshot, with verify's client), runs verify on that
 snapshot, reads the Immich pods' logs and the nodes, and packs everything as text into
 `immichcheck-bundle-<timestamp>.tar.gz`. Every member passes through one `Redactor` that
-knows the values of every Secret in the namespace (all keys), the literal secret-named env
-values and URL passwords of the pod specs, the API key and the passwords of --pg-dsn and
---redis-url, and masks secret-shaped text (DSN passwords, bearer tokens, JWTs) on top.
+knows the values of the Secrets read (the two manual ones; the username stays readable),
+the literal secret-named env values and URL passwords of the pod specs, the API key and the
+passwords of --pg-dsn and --redis-url, and masks secret-shaped text (DSN passwords, bearer
+tokens, JWTs) on top.
 Structured members are scrubbed field by field before they are serialised, so YAML and JSON
 stay valid.
 """
@@ -279,6 +280,15 @@ def drift_diff(
     return header + body_text, not_compared
 
 
+def _url_password(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
+
+
 # Collecting ---------------------------------------------------------------------------------
 
 
@@ -297,6 +307,9 @@ async def _collect(
     from immichcheck.targets import NOT_SECRET_KEYS, Targets, resolve_kube_access
 
     redactor = Redactor()
+    redactor.add_many(
+        [options.api_key, *(_url_password(u) for u in (options.pg_dsn, options.redis_url))]
+    )
     collector = _Collector(redactor, root)
     namespace = options.namespace or expected.namespace
     timeout = settings.timeout

@@ -87,6 +87,7 @@ def test_bundle_is_complete_and_holds_no_secret(
 ) -> None:
     planted = _plant(fake_cluster)
     planted["api key"] = fake_immich_server.admin_api_key
+    planted["--pg-dsn password"] = "dsn-" + secrets.token_urlsafe(16)
     reports = tmp_path / "reports"
     bench_run = run(1, benchmarks=[generated("redis.get", {"concurrency": 1}, 0.0002, count=50)])
     save_run(bench_run, reports)
@@ -98,6 +99,7 @@ def test_bundle_is_complete_and_holds_no_secret(
             "--kubeconfig", str(fake_cluster.kubeconfig_path),
             "--server-url", fake_immich_server.url,
             "--api-key", fake_immich_server.admin_api_key,
+            "--pg-dsn", f"postgresql://immich:{planted['--pg-dsn password']}@127.0.0.1:9/immich",
             "--no-inference", "--timeout", "5", "--tail", "50",
             "--reports-dir", str(reports),
             "--output", str(output),

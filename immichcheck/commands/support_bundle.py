@@ -62,8 +62,9 @@ def support_bundle(**params: Any) -> int:
     --tail log lines of every Immich pod (server, ML, PostgreSQL, Redis; the
     previous container too after a restart), ConfigMaps, the live objects as
     YAML with a diff against manifests/, versions, node facts and the latest
-    benchmark run. Secret values (every key of every Secret in the namespace,
-    secret-named env values, passwords in URLs, tokens) become ***.
+    benchmark run. Secret values (the values of immich-postgres-secret and
+    immich-server-secret except the username, secret-named env values,
+    passwords in URLs and DSNs, tokens, the API key) become ***.
 
     Exit codes: 0 written, 3 could not write it.
     """
