@@ -268,3 +268,86 @@ def test_bench_command_runs_ml_upload_and_storage_together(
     assert [fs["path"] for fs in record["host"]["filesystems"]] == [str(media.resolve())]
     assert_all_cleaned(fake_immich_server, reports)
     assert not [p for p in media.iterdir()]
+
+
+class SearchingImmichServer(FakeImmichServer):
+    """The fake server plus `POST /api/search/metadata` as real servers answer it.
+
+    `originalFileName` is a case-insensitive 'contains' filter (ilike '%name%'), `deviceId`
+    an exact one; with `ignore_filters` every asset comes back, as from a server that does
+    not know a filter, so the suite's own ownership check is what protects the user's photos.
+    """
+
+    ignore_filters = False
+
+    def _route(self, request: Any) -> Any:
+        from tests.fakes.http_base import Response
+
+        if (request.method, request.path) != ("POST", "/api/search/metadata"):
+            return super()._route(request)
+        user = self._authenticate(request, "asset.read")
+        if isinstance(user, Response):
+            return user
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        name = str(body.get("originalFileName") or "").lower()
+        device = body.get("deviceId")
+        items = [
+            asset.to_dto()
+            for asset in self.live_assets()
+            if asset.owner_id == user.id
+            and (
+                self.ignore_filters
+                or (name in asset.original_file_name.lower() and device in (None, asset.device_id))
+            )
+        ]
+        page = {"total": len(items), "count": len(items), "items": items, "facets": []}
+        albums = {"total": 0, "count": 0, "items": [], "facets": []}
+        return Response.json(200, {"albums": albums, "assets": {**page, "nextPage": None}})
+
+
+@pytest.mark.parametrize("ignore_filters", [False, True])
+async def test_leftovers_found_by_server_search_are_removed_and_nothing_else(
+    tmp_path: Path, ignore_filters: bool
+) -> None:
+    server = SearchingImmichServer().start()
+    try:
+        server.ignore_filters = ignore_filters
+        async with ImmichAssetClient(server.url, server.admin_api_key) as client:
+
+            async def put(name: str, device: str) -> str:
+                answer = await client.upload(
+                    b"\xff\xd8" + name.encode(),
+                    filename=name,
+                    device_asset_id=name.rsplit(".", 1)[0],
+                    device_id=device,
+                    created_at="2026-01-01T00:00:00Z",
+                )
+                return answer.asset_id
+
+            # Left by a run that was killed before writing its ledger line.
+            ours = await put("immichcheck-bench-killed-1.jpg", DEVICE_ID)
+            # The user's photos, one with a confusingly similar name.
+            lookalike = await put("IMG_immichcheck-bench-copy.jpg", "iphone")
+            holiday = await put("IMG_0002.jpg", "iphone")
+
+        results = await SUITE.run(make_ctx(server, tmp_path, count=1))
+
+        assert server.assets[ours].is_deleted
+        assert not server.assets[lookalike].is_deleted
+        assert not server.assets[holiday].is_deleted
+        assert any("removed 1 leftover assets of earlier runs" in n for n in results[0].notes)
+        assert not any("search for leftovers not available" in n for n in results[0].notes)
+        assert {a.id for a in server.live_assets()} == {lookalike, holiday}
+    finally:
+        server.stop()
+
+
+async def test_a_video_larger_than_the_temp_space_is_an_explained_error(
+    fake_immich_server: FakeImmichServer, tmp_path: Path
+) -> None:
+    results = await SUITE.run(make_ctx(fake_immich_server, tmp_path, count=1, video_size=1 << 60))
+    video = next(r for r in results if r.workload == "upload.video")
+    assert video.errors == 1 and "not enough temporary space" in video.error_messages[0]
+    assert_all_cleaned(fake_immich_server, tmp_path)

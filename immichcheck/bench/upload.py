@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -53,6 +54,7 @@ _DELETE_BATCH = 100
 _VERIFY_ATTEMPTS = 3
 _VERIFY_PAUSE_SECONDS = 0.5
 _CLEANUP_TIMEOUT_SECONDS = 30.0
+_TEMP_MARGIN_BYTES = 64 * 1024 * 1024
 
 
 class UploadLedger:
@@ -370,6 +372,13 @@ class UploadSuite:
         number = next(sequence)
         name = f"{NAME_PREFIX}{ctx.run_id}-{number}"
         recorder = LatencyRecorder()
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if free < size + _TEMP_MARGIN_BYTES:
+            recorder.record_error(
+                f"not enough temporary space for a {size}-byte video in {tempfile.gettempdir()} "
+                f"({free} bytes free; set TMPDIR to a larger folder)"
+            )
+            return summarize("upload.video", {"file_bytes": size}, recorder, 0.0)
         with tempfile.TemporaryDirectory(prefix="immichcheck-video-") as folder:
             path = Path(folder) / f"{name}.mp4"
             await asyncio.to_thread(_write_random_file, path, size)
