@@ -176,12 +176,12 @@ def test_answer_shapes_are_checked() -> None:
         with pytest.raises(ShapeError, match=message):
             check_clip_answer(answer, dimension)
 
-    face = {
+    face: dict[str, Any] = {
         "boundingBox": {"x1": 1, "y1": 2, "x2": 30, "y2": 40},
         "embedding": json.dumps([0.5] * 3),
         "score": 0.9,
     }
-    good = {"facial-recognition": [face], "imageWidth": 64, "imageHeight": 48}
+    good: dict[str, Any] = {"facial-recognition": [face], "imageWidth": 64, "imageHeight": 48}
     assert check_face_answer(good, (64, 48), DimensionCheck("face embedding", 3)) == 1
     for answer, message in (
         ({**good, "imageWidth": 10}, "do not match the 64x48 image"),
