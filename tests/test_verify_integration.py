@@ -354,7 +354,13 @@ def test_old_server_with_only_legacy_ping(
     assert statuses(record) == {"IC-SV-401": Status.PASS, "IC-SV-402": Status.WARN}
     assert "via /api/server-info/ping" in message(record, "IC-SV-401")
     assert "older than v1.118" in message(record, "IC-SV-402")
+    assert record.checks[0].evidence["route"] == "/api/server-info/ping"
     assert code == 1
+    strict, _ = run_json(
+        ["--server-url", fake_immich_server.url, "--only", "IC-SV-402", "--strict", "--no-save"],
+        capsys,
+    )
+    assert strict == 2  # --strict: warnings fail
 
 
 @pytest.mark.parametrize(
