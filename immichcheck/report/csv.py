@@ -57,7 +57,7 @@ def render_csv(report: Report) -> str:
                 _number(c.change),
                 c.verdict,
                 _number(c.noise),
-                f"rule {c.rule}; run {c.current_run}; noise from {c.noise_method}",
+                f"rule {c.rule}; run {c.current_run}; noise: {c.noise_method}",
             ]
         )
     for p in (*report.node_pairs, *report.path_pairs):
