@@ -17,8 +17,10 @@ import pytest
 
 from immichcheck import local_stack
 from immichcheck.cli import main
+from immichcheck.formatters.bench_table import bench_rows, render_bench_table
+from immichcheck.hostfacts import host_facts
 from immichcheck.local_stack import LocalPostgres, LocalRedis
-from immichcheck.records import RunRecord
+from immichcheck.records import BenchmarkResult, RunRecord, utc_now
 from tests.fixtures.databases import write_tiny_home
 
 
@@ -223,3 +225,72 @@ def test_ctrl_c_stops_servers_and_removes_data(open_dir: Path, tiny_env: dict[st
     assert list(data.iterdir()) == []
     _, alive = psutil.wait_procs(servers, timeout=5)
     assert alive == []
+
+
+def _result(workload: str, **values: object) -> BenchmarkResult:
+    base: dict[str, object] = dict(
+        workload=workload,
+        parameters={},
+        count=10,
+        min=1e-6,
+        p50=2e-5,
+        p90=3e-5,
+        p95=4e-5,
+        p99=1.5e-3,
+        p999=2.5,
+        max=3.0,
+        mean=2e-5,
+        stddev=1e-6,
+        throughput=34_400.0,
+        errors=0,
+    )
+    base.update(values)
+    return BenchmarkResult(**base)  # type: ignore[arg-type]
+
+
+def test_table_shows_units_missing_percentiles_and_dropped_settings() -> None:
+    record = RunRecord(
+        run_id="r1",
+        kind="bench",
+        started_at=utc_now(),
+        finished_at=utc_now(),
+        node="node05",
+        host=host_facts(),
+        tool_version="0",
+        service_versions={"postgres": "15.18"},
+        benchmarks=(
+            _result("postgres.select1", parameters={"concurrency": 1}),
+            _result(
+                "redis.set",
+                parameters={"pipeline": 16, "missing_percentiles": ["p90", "p999"]},
+                engine="redis-benchmark",
+                bytes_per_second=51e6,
+                notes=("a load worker used 97% of a core",),
+            ),
+        ),
+        settings={
+            "postgres_settings_dropped": {
+                "shared_preload_libraries:vchord.so": "library not installed in /x",
+                "port": "set by the local stack",
+            },
+            "server_settings_source": "/m",
+        },
+    )
+    rows = bench_rows(record.benchmarks)
+    assert rows[0][:9] == [
+        "postgres.select1",
+        "concurrency=1",
+        "immichcheck",
+        "20 µs",
+        "40 µs",
+        "1.50 ms",
+        "2.50 s",
+        "3.00 s",
+        "34.4 kops/s",
+    ]
+    assert rows[1][6] == "–" and rows[1][9] == "51.0 MB/s"
+    text = render_bench_table(record)
+    assert "a load worker used 97% of a core" in text
+    assert "shared_preload_libraries:vchord.so not applied (library not installed in /x)" in text
+    assert "port not applied" not in text
+    assert "versions: postgres 15.18" in text

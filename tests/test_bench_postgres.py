@@ -175,3 +175,21 @@ async def test_native_engine_normalises_pgbench(postgres_server: LocalPostgres) 
     for result in results:
         assert result.engine == "pgbench"
         assert result.count > 0 and result.histogram and 0 < result.p50 <= result.p99
+
+
+async def test_live_readonly_accepts_plural_table_names(postgres_server: LocalPostgres) -> None:
+    conn = await asyncpg.connect(postgres_server.dsn, timeout=10)
+    plural = FAKE_IMMICH.replace("public.asset_exif", "public.exif").replace(
+        "public.asset", "public.assets"
+    )
+    await conn.execute(plural)
+    try:
+        ctx = bench_context(
+            pg_dsn=postgres_server.dsn, options={"live_readonly": True}, concurrency=[1]
+        )
+        results = await pg_bench.SUITE.run(ctx)
+        checksum = [r for r in results if r.workload == "postgres.checksum_lookup"]
+        assert checksum and checksum[0].count > 0 and checksum[0].errors == 0
+    finally:
+        await conn.execute("DROP TABLE public.exif, public.assets")
+        await conn.close()

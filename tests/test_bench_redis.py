@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from immichcheck.bench import redis as redis_bench
-from immichcheck.bench.engine import PgReplyCounter, RespReplyCounter
+from immichcheck.bench.engine import PgReplyCounter, RespReplyCounter, saturation_note
 from immichcheck.bench.redis import (
     KEY_PREFIX,
     RedisBenchError,
@@ -188,3 +188,9 @@ def test_redis_url_parsing() -> None:
     assert "s3cret" not in target.location
     with pytest.raises(RedisBenchError, match="TLS"):
         RedisTarget.from_url("rediss://host")
+
+
+def test_saturation_note_only_when_a_core_is_nearly_full() -> None:
+    assert saturation_note(0.5, 1.0) is None
+    note = saturation_note(1.9, 2.0, "a load worker")
+    assert note is not None and note.startswith("a load worker used 95% of a core")

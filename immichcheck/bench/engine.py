@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from immichcheck.errors import ImmichcheckError
 from immichcheck.records import BenchmarkResult
 from immichcheck.stats import LatencyRecorder, decode_histogram, encode_histogram, summarize
 
@@ -39,6 +40,7 @@ from immichcheck.stats import LatencyRecorder, decode_histogram, encode_histogra
 SATURATION_THRESHOLD = 0.90
 # Time the parent allows workers to connect before the common measured window starts.
 CONNECT_SLACK_SECONDS = 0.25
+WORKER_START_TIMEOUT = 60.0
 _RECV_BYTES = 65536  # larger buffers cost an mmap per recv()
 
 
@@ -454,9 +456,19 @@ class SocketLoadPool:
         self._pool = context.Pool(self.workers, initializer=_ignore_interrupts)
         # Wait until every worker has started and imported this module, so the first
         # measured window does not open while workers are still booting.
-        pool = self._pool
+        # Polled rather than waited on in a thread: a worker that cannot start (it crashes
+        # on import and the pool respawns it forever) must not hang the whole program.
+        ready = self._pool.map_async(_worker_ready, range(self.workers * 2), 1)
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
         try:
-            await asyncio.to_thread(pool.map, _worker_ready, range(self.workers * 2), 1)
+            while not ready.ready():
+                if time.monotonic() > deadline:
+                    raise ImmichcheckError(
+                        f"the {self.workers} load worker process(es) did not start within "
+                        f"{WORKER_START_TIMEOUT:.0f} s"
+                    )
+                await asyncio.sleep(0.02)
+            ready.get()
         except BaseException:
             self.close(terminate=True)
             raise

@@ -125,6 +125,18 @@ def render_bench_table(record: RunRecord, *, width: int = 160, color: bool = Fal
         lines += ["", "Notes:", *notes]
     if errors:
         lines += ["", "Errors:", *errors]
+    dropped = [
+        f"- {server}: {name} not applied ({why})"
+        for server, key in (
+            ("PostgreSQL", "postgres_settings_dropped"),
+            ("Redis", "redis_settings_dropped"),
+        )
+        for name, why in dict(record.settings.get(key) or {}).items()
+        if why != "set by the local stack"  # port, bind, dir...: ours by design
+    ]
+    if dropped:
+        source = record.settings.get("server_settings_source", "manifests")
+        lines += ["", f"Throwaway servers configured from {source}, except:", *dropped]
     versions = ", ".join(f"{k} {v}" for k, v in record.service_versions.items())
     facts = [f"versions: {versions}"] if versions else []
     for fs in record.host.filesystems:
