@@ -3,7 +3,10 @@
 Generates 365 nightly bench runs on one node with 11 series each (99 metric rows per run,
 36,135 in all), saves them with the real store, then times what `immichcheck report` does:
 load every file, build the pandas frame and the comparisons (with the histogram bootstrap of
-the compared pair), and render markdown and HTML.
+the compared pair), and render markdown and HTML. Each in-process repeat starts with cold
+histogram caches; the first repeat also pays for importing pandas. Finally the real command
+line is timed in a fresh process (`python -m immichcheck report --format html`), which is what
+a cron job sees.
 
     .venv/bin/python benchmarks/report_speed.py [--runs 365] [--repeat 3] [--keep DIR]
 
@@ -16,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from immichcheck.compare import ReportOptions, build_report, load_rules
+from immichcheck.compare import ReportOptions, build_report, histogram_bins, load_rules
 from immichcheck.performance_targets import load_targets
 from immichcheck.records import BenchmarkResult, HostFacts, RunRecord
 from immichcheck.report import render_report
@@ -85,6 +90,7 @@ def nightly(templates: list[BenchmarkResult], night: int, rng: random.Random) ->
 
 def measure(folder: Path) -> dict[str, float]:
     """One full report over `folder`, timed by phase."""
+    histogram_bins.cache_clear()
     started = time.perf_counter()
     loaded = load_runs(folder)
     loaded_at = time.perf_counter()
@@ -125,14 +131,24 @@ def main() -> int:
             f"{size / 1e6:.1f} MB on disk (generated in {time.perf_counter() - generated_at:.1f} s)"
         )
         timings = [measure(folder) for _ in range(args.repeat)]
+        command = [sys.executable, "-m", "immichcheck", "report", "--reports-dir", str(folder)]
+        command += ["--format", "html", "--output", os.devnull, "--fail-on", "none"]
+        cli_started = time.perf_counter()
+        subprocess.run(command, check=True)
+        cli_seconds = time.perf_counter() - cli_started
+    first = timings[0]
     best = min(timings, key=lambda t: t["total"])
     median = statistics.median(t["total"] for t in timings)
     print(
-        f"report: load {best['load']:.2f} s + compare {best['compare']:.2f} s + render "
-        f"{best['render']:.2f} s = {best['total']:.2f} s best, {median:.2f} s median of "
-        f"{args.repeat} (target < {TARGET_SECONDS:.0f} s)"
+        f"report in process: load {best['load']:.2f} s + compare {best['compare']:.2f} s + "
+        f"render {best['render']:.2f} s = {best['total']:.2f} s best, {median:.2f} s median of "
+        f"{args.repeat}; first (importing pandas) {first['total']:.2f} s"
     )
-    return 0 if best["total"] < TARGET_SECONDS else 1
+    print(
+        f"immichcheck report --format html in a fresh process: {cli_seconds:.2f} s "
+        f"(target < {TARGET_SECONDS:.0f} s)"
+    )
+    return 0 if cli_seconds < TARGET_SECONDS else 1
 
 
 if __name__ == "__main__":
