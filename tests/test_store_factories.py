@@ -10,7 +10,7 @@ import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from immichcheck.records import (
@@ -64,7 +64,7 @@ def bench(
     return summarize(workload, parameters, recorder, wall, bytes_moved=moved)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_bench(
     workload: str, parameters_json: str, median: float, count: int, seed: int, spread: float
 ) -> BenchmarkResult:
