@@ -50,6 +50,12 @@ def reports_lock(reports_dir: Path) -> Iterator[None]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see either the old file or the whole new one."""
+    if path.exists() and not path.is_file():
+        # /dev/null, /dev/stdout or a FIFO: renaming over it would replace the device node
+        # with a regular file (for every process on the machine), so write through it.
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
