@@ -489,8 +489,9 @@ async def test_kr8s_port_forward_reaches_a_routed_local_server(
                 assert ping.json() == {"res": "pong"}
     finally:
         await forward.stop()
-    # The shipped Role grants `create` on pods/portforward; a WebSocket upgrade also needs
-    # `get`, so kr8s port-forwards are refused under it.
+    # A port-forward is a WebSocket upgrade, which needs `get` as well as `create` on
+    # pods/portforward: the shipped Role grants both, so the upgrade goes through under it,
+    # and a Role without `get` is refused with the API server's message.
     fake_cluster.enforce_rbac("immichcheck")
     (pod,) = fake_cluster.pods_of("server")
     headers = {
@@ -500,10 +501,10 @@ async def test_kr8s_port_forward_reaches_a_routed_local_server(
         "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(),
     }
-    refused = httpx.get(
-        f"{fake_cluster.url}/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}/portforward",
-        params={"ports": spec.port},
-        headers=headers,
-    )
+    url = f"{fake_cluster.url}/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}/portforward"
+    with httpx.stream("GET", url, params={"ports": spec.port}, headers=headers) as allowed:
+        assert allowed.status_code == 101
+    fake_cluster.forbid("get", "pods/portforward", namespace=NS)
+    refused = httpx.get(url, params={"ports": spec.port}, headers=headers)
     assert refused.status_code == 403
     assert 'cannot get resource "pods/portforward"' in refused.json()["message"]
