@@ -67,7 +67,8 @@ class ConsoleProgress:
         from rich.console import Console
 
         self._console = Console(stderr=True)
-        self._status = self._console.status("starting")
+        self._message = "starting"
+        self._status = self._console.status(self._message)
 
     def __enter__(self) -> ConsoleProgress:
         self._status.start()
@@ -78,10 +79,13 @@ class ConsoleProgress:
 
     def step(self, message: str) -> None:
         """Show the current step."""
+        self._message = message
         self._status.update(message)
 
     def advance(self, done: int, total: int | None = None) -> None:
-        """Not shown separately: the step line is enough for these short steps."""
+        """Show progress within the step, e.g. 'building the dataset (2/4)'."""
+        suffix = f" ({done}/{total})" if total else f" ({done})"
+        self._status.update(self._message + suffix)
 
 
 @contextlib.contextmanager
