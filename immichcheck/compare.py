@@ -364,8 +364,9 @@ def resolve_baseline(
 ) -> RunRecord | None:
     """The run to compare `current` with: previous on its node, a run id, or a tag.
 
-    `candidates` are the benchmark runs, oldest first. Returns None when `previous` has no
-    earlier run; raises when a run id or tag names nothing.
+    `candidates` are the benchmark runs, oldest first. A tag picks the latest other run of the
+    same node carrying it; a run id (or a unique prefix) may name any node's run. Returns None
+    when there is no such run for this node; raises when the name matches nothing at all.
     """
     if spec == "previous":
         earlier = [r for r in candidates if r.node == current.node and r is not current]
@@ -376,15 +377,14 @@ def resolve_baseline(
     exact = [r for r in candidates if r.run_id == spec]
     if exact:
         return exact[0]
-    tagged = [r for r in candidates if spec in r.tags and r is not current]
-    if tagged:
-        same_node = [r for r in tagged if r.node == current.node]
-        return (same_node or tagged)[-1]
+    if any(spec in r.tags for r in candidates):
+        # A tag is a per-node baseline: another node's run would compare hardware, not time.
+        tagged = [r for r in candidates if spec in r.tags and r.node == current.node]
+        tagged = [r for r in tagged if r is not current]
+        return tagged[-1] if tagged else None
     prefixed = [r for r in candidates if r.run_id.startswith(spec)]
     if len(prefixed) == 1:
         return prefixed[0]
-    if any(spec in r.tags for r in candidates):
-        return None  # the only run carrying the tag is the current one
     raise ImmichcheckError(
         f"unknown baseline {spec!r}: not 'previous', a stored benchmark run id or a tag",
         ExitCode.UNKNOWN,
@@ -697,7 +697,10 @@ def build_report(
         distributions += _distributions(current)
         baseline = resolve_baseline(options.baseline, current, bench_runs)
         if baseline is None:
-            notes.append(f"{node}: no baseline run for {options.baseline!r}; only targets judged")
+            notes.append(
+                f"{node}: no baseline run for {options.baseline!r} on this node; "
+                "only targets judged"
+            )
         else:
             baselines.append(baseline)
             changes += compare_runs(

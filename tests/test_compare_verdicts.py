@@ -115,6 +115,12 @@ def test_improvement_when_the_order_is_reversed(stored_history: LoadedRuns) -> N
 def test_baseline_by_tag_and_by_run_id(stored_history: LoadedRuns) -> None:
     by_tag = _report(stored_history, baseline="baseline", node="node05")
     assert {c.baseline_run for c in by_tag.changes} == {"20261103T020000Z-node05-bench"}
+    # Only node05 carries the tag: node01 is not compared with node05's run.
+    both = _report(stored_history, baseline="baseline")
+    assert {c.node for c in both.changes} == {"node05"}
+    assert both.notes == (
+        "node01: no baseline run for 'baseline' on this node; only targets judged",
+    )
     by_id = _report(stored_history, baseline="20261101T020000Z-node05-bench", node="node05")
     assert {c.baseline_run for c in by_id.changes} == {"20261101T020000Z-node05-bench"}
     with pytest.raises(ImmichcheckError) as raised:
@@ -176,7 +182,9 @@ def test_a_single_run_still_judges_targets(tmp_path: Path) -> None:
     loaded = load_runs(tmp_path)
     report = _report(loaded)
     assert report.changes == ()
-    assert report.notes == ("node01: no baseline run for 'previous'; only targets judged",)
+    assert report.notes == (
+        "node01: no baseline run for 'previous' on this node; only targets judged",
+    )
     assert [t.status for t in report.targets if t.target == "postgres-sub-millisecond"] == [
         TARGET_MISSED
     ]

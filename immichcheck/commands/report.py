@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.options import option, output_options, store_options
+
+if TYPE_CHECKING:
+    from immichcheck.records import RunRecord
 
 REPORT_FORMATS = ("markdown", "html", "csv", "json")
 FAIL_ON = ("regression", "target", "any", "none")
@@ -66,8 +69,8 @@ def _names(value: str | None, flag: str) -> tuple[str, ...]:
 )
 @option(
     "--tag",
-    help="Mark the latest benchmark run (of --node, if given) with this tag before reporting; "
-    "later reports can use it as --baseline.",
+    help="Mark the latest benchmark run of each node (or of --node) with this tag before "
+    "reporting; later reports can use it as --baseline.",
 )
 @option("--prune", is_flag=True, help="Delete stored runs older than --keep-days first.")
 @option("--keep-days", type=click.IntRange(min=1), help="Retention for --prune, in days.")
@@ -111,13 +114,16 @@ def report(**params: Any) -> int:
     )
     loaded = load_runs(reports_dir)
     if params["tag"]:
-        candidates = [r for r in loaded.runs if params["node"] in (None, r.node)]
-        with_benchmarks = [r for r in candidates if r.benchmarks]
-        if not candidates:
-            raise ImmichcheckError(f"no stored run to tag under {reports_dir}")
-        latest = (with_benchmarks or candidates)[-1]
-        tag_run(reports_dir, latest.run_id, params["tag"])
-        click.echo(f"tagged run {latest.run_id} as {params['tag']!r}", err=True)
+        # One run per node: a tag is a per-node baseline, so each node gets its own latest.
+        latest: dict[str, RunRecord] = {}
+        for run in loaded.runs:  # oldest first: the last one seen per node wins
+            if params["node"] in (None, run.node) and run.benchmarks:
+                latest[run.node] = run
+        if not latest:
+            raise ImmichcheckError(f"no stored benchmark run to tag under {reports_dir}")
+        for node in sorted(latest):
+            tag_run(reports_dir, latest[node].run_id, params["tag"])
+            click.echo(f"tagged run {latest[node].run_id} as {params['tag']!r}", err=True)
         loaded = load_runs(reports_dir)
     for warning in loaded.warnings:
         click.echo(f"immichcheck: warning: {warning}", err=True)
