@@ -706,7 +706,14 @@ def build_report(
             changes += compare_runs(
                 current, baseline, options.rules, _earlier_values(frame, node, order)
             )
-        labels = list(options.paths) or path_labels(current)
+        measured_labels = path_labels(current)
+        labels = list(options.paths) or measured_labels
+        missing = [label for label in options.paths if label not in measured_labels]
+        if missing:
+            notes.append(
+                f"{node}: storage path(s) {', '.join(missing)} not measured in the latest run "
+                f"(measured: {', '.join(measured_labels) or 'none'})"
+            )
         if len(labels) >= 2:
             path_pairs += compare_paths(current, labels)
         trend_rows += trends(frame, current, bench_runs, options.trend)

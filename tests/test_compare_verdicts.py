@@ -140,6 +140,11 @@ def test_nodes_and_paths_are_compared(stored_history: LoadedRuns) -> None:
     assert paths["p99"].better == "nvme"
     assert paths["throughput"].ratio == pytest.approx(15.0, rel=0.01)
     assert paths["p99"].parameters == '{"block_bytes":8192}'
+    unknown = _report(stored_history, node="node05", paths=("nvme", "ssd"))
+    assert unknown.path_pairs == ()
+    assert unknown.notes == (
+        "node05: storage path(s) ssd not measured in the latest run (measured: nfs, nvme)",
+    )
     with pytest.raises(ImmichcheckError, match=r"no benchmark runs for node\(s\) node09"):
         _report(stored_history, nodes=("node05", "node09"))
 
