@@ -3,6 +3,7 @@
 import os
 import stat
 import threading
+from pathlib import Path
 
 from immichcheck.store import atomic_write_text
 
@@ -20,5 +21,5 @@ def test_output_to_a_fifo_writes_through_it(tmp_path):
 
 
 def test_output_to_dev_null_keeps_the_device(tmp_path):
-    atomic_write_text(__import__("pathlib").Path("/dev/null"), "discarded\n")
+    atomic_write_text(Path("/dev/null"), "discarded\n")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
