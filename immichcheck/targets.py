@@ -187,14 +187,19 @@ class Targets:
             port = int(service.ports[0].port)
         return component.service, port
 
+    def _require_route(self, flag: str) -> None:
+        """SKIP at once when neither cluster DNS nor a port-forward can reach the service."""
+        if self.in_cluster or (self.options.port_forward and self.kube_access is not None):
+            return
+        raise ProbeSkipped(f"not reachable from outside the cluster: pass {flag} or --port-forward")
+
     async def _host_port(self, key: str, flag: str) -> tuple[str, int]:
+        self._require_route(flag)
         service, port = self._service_port(key)
         if self.in_cluster:
             return f"{service}.{self.namespace}.svc.cluster.local", port
-        if self.options.port_forward and self.kube_access is not None:
-            await self._snapshot_or_skip("--port-forward needs the cluster")
-            return "127.0.0.1", await self._forward(service, port)
-        raise ProbeSkipped(f"not reachable from outside the cluster: pass {flag} or --port-forward")
+        await self._snapshot_or_skip("--port-forward needs the cluster")
+        return "127.0.0.1", await self._forward(service, port)
 
     async def _forward(self, service: str, port: int) -> int:
         from immichcheck.probes.kube import KubeError, PortForwards
@@ -223,7 +228,8 @@ class Targets:
         """The DSN to connect with (credentials from the secret unless --pg-dsn)."""
         if self.options.pg_dsn:
             return self.options.pg_dsn
-        host, port = await self._host_port("postgres", "--pg-dsn")
+        self._require_route("--pg-dsn")
+        # Credentials first: no port-forward is opened for a database we cannot log in to.
         snapshot = await self._snapshot_or_skip(f"the credentials come from {POSTGRES_SECRET}")
         from immichcheck.probes.kube import secret_values
 
@@ -234,6 +240,7 @@ class Targets:
             )
         user = secret.get("username", "postgres")
         self.redactor.add(secret["password"])
+        host, port = await self._host_port("postgres", "--pg-dsn")
         return (
             f"postgresql://{quote(user, safe='')}:{quote(secret['password'], safe='')}"
             f"@{host}:{port}/{quote(self.expected.postgres_database, safe='')}"
