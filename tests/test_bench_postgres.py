@@ -56,6 +56,7 @@ async def immich_tables(postgres_server: LocalPostgres) -> AsyncIterator[str]:
     await conn.close()
 
 
+@pytest.mark.slow
 async def test_benchmark_measures_and_keeps_immich_tables(immich_tables: str) -> None:
     before = await fingerprint(immich_tables)
     ctx = bench_context(pg_dsn=immich_tables)
@@ -114,6 +115,7 @@ async def test_foreign_schema_of_our_name_is_never_touched(postgres_server: Loca
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_live_readonly_reads_immich_tables_and_writes_nothing(immich_tables: str) -> None:
     before = await fingerprint(immich_tables)
     ctx = bench_context(pg_dsn=immich_tables, options={"live_readonly": True}, concurrency=[1])
@@ -136,6 +138,7 @@ async def test_readonly_session_refuses_writes(postgres_server: LocalPostgres) -
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_vector_search_runs_when_pgvector_is_installed(
     vector_postgres_server: LocalPostgres,
 ) -> None:
@@ -168,6 +171,7 @@ def test_wire_client_authenticates_with_scram(postgres_server: LocalPostgres) ->
         )
 
 
+@pytest.mark.slow
 async def test_native_engine_normalises_pgbench(postgres_server: LocalPostgres) -> None:
     ctx = bench_context(pg_dsn=postgres_server.dsn, engine="native", concurrency=[1])
     results = await pg_bench.SUITE.run(ctx)

@@ -63,6 +63,7 @@ def bench_keys(client: redis.Redis) -> list[bytes]:
     return list(client.scan_iter(KEY_PREFIX + "*"))
 
 
+@pytest.mark.slow
 async def test_benchmark_measures_and_keeps_immich_queues(
     redis_server: LocalRedis, immich_queues: redis.Redis
 ) -> None:
@@ -146,6 +147,7 @@ def test_headroom_message_names_numbers_and_policy() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_local_mode_measures_aof_modes_and_restores_config(
     redis_factory: RedisFactory,
 ) -> None:
