@@ -110,6 +110,7 @@ def test_port_forward_reaches_services_with_credentials_from_the_secret(
         ],
         capsys,
     )
+    problems = [(c.code, c.message) for c in record.checks if c.status != Status.PASS]
     assert {c.code: c.status for c in record.checks} == {
         "IC-PG-101": Status.PASS,
         "IC-PG-102": Status.PASS,
@@ -117,7 +118,7 @@ def test_port_forward_reaches_services_with_credentials_from_the_secret(
         "IC-RD-205": Status.PASS,
         "IC-SV-401": Status.PASS,
         "IC-ML-301": Status.PASS,
-    }
+    }, problems
     assert record.settings["reached"]["postgres"] == "port-forward"
     assert code == 0
 

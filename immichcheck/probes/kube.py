@@ -549,6 +549,23 @@ def _flatten(data: Any) -> list[dict[str, Any]]:
     return []
 
 
+FORWARD_TRIES = 3
+
+
+async def _listening(forward: Any) -> bool:
+    """Wait until kr8s's local server for a forward is serving (False when its task failed)."""
+    while True:
+        task = getattr(forward, "_bg_task", None)
+        if task is not None and task.done():
+            if not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not log it as lost
+            return False
+        servers = list(getattr(forward, "servers", []))
+        if servers and all(server.is_serving() for server in servers):
+            return True
+        await asyncio.sleep(0.005)
+
+
 class PortForwards:
     """Port-forwards to services through the API server (kr8s websockets), closed together."""
 
@@ -565,15 +582,21 @@ class PortForwards:
         try:
             async with asyncio.timeout(timeout):
                 target = await Service.get(service, namespace=self._namespace, api=self._api)
-                forward = target.portforward(remote_port=port, local_port="auto")
                 async with self._lock:
-                    local_port = int(await forward.start())
-                    self._forwards.append(forward)
+                    for _attempt in range(FORWARD_TRIES):
+                        forward = target.portforward(remote_port=port, local_port="auto")
+                        local_port = int(await forward.start())
+                        self._forwards.append(forward)
+                        if await _listening(forward):
+                            return local_port
+                        # kr8s picks a free port, then binds it in a background task; another
+                        # process can take it in between, leaving nothing listening there.
+                        await forward.stop()
+                    raise KubeError(f"no local port could be bound in {FORWARD_TRIES} tries")
         except Exception as exc:
             raise KubeError(
                 f"port-forward to service {service}:{port} failed: {describe_kube_exception(exc)}"
             ) from exc
-        return local_port
 
     async def close(self) -> None:
         """Stop every forward opened by this object."""
