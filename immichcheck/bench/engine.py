@@ -94,7 +94,15 @@ async def run_async_workload(
     notes: Sequence[str] = (),
 ) -> BenchmarkResult:
     """Run `concurrency` clients in parallel: warm-up, then the measured window."""
-    clients = await asyncio.gather(*(make_client() for _ in range(concurrency)))
+    opened = await asyncio.gather(
+        *(make_client() for _ in range(concurrency)), return_exceptions=True
+    )
+    clients = [client for client in opened if not isinstance(client, BaseException)]
+    failures = [client for client in opened if isinstance(client, BaseException)]
+    if failures:
+        # Do not leak the connections that did open when one of them failed.
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        raise failures[0]
     recorder = LatencyRecorder()
     measured_ops = 0
     try:
@@ -125,8 +133,6 @@ async def run_async_workload(
                     recorder.record_ns(finished - started)
                     measured_ops += 1
 
-        await asyncio.sleep(0)
-        cpu_before = 0.0
         tasks = [asyncio.create_task(drive(client)) for client in clients]
         # The measured window begins once the warm-up ends; CPU is sampled from then on.
         await asyncio.sleep(max(0.0, warm_end - loop_clock()))

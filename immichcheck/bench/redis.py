@@ -26,7 +26,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -666,14 +666,10 @@ class RedisSuite:
 
 
 def _with(job: SocketJob, **changes: Any) -> SocketJob:
-    from dataclasses import replace
-
     return replace(job, **changes)
 
 
 def _with_aof(result: BenchmarkResult, facts: Mapping[str, Any]) -> BenchmarkResult:
-    from dataclasses import replace
-
     return replace(
         result,
         parameters={**result.parameters, "aof_facts": dict(facts)},
