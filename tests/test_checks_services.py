@@ -385,3 +385,24 @@ def test_redaction_by_value_and_by_shape() -> None:
 def test_default_ports() -> None:
     assert with_default_port("10.0.0.5", 31283) == "10.0.0.5:31283"
     assert with_default_port("10.0.0.5:8080", 31283) == "10.0.0.5:8080"
+
+
+def test_database_path_on_a_network_filesystem_warns() -> None:
+    def facts(path: str, fstype: str) -> dict[str, Any]:
+        return {
+            "path": path,
+            "fstype": fstype,
+            "mountpoint": path,
+            "device": "nas:/export",
+            "total_bytes": 10**12,
+            "free_bytes": 5 * 10**11,
+            "round_trip": {"ok": True, "step": "", "error": "", "seconds": 0.01},
+        }
+
+    data = {"media": facts("/data", "nfs4"), "data": facts("/opt/immich", "nfs4")}
+    results = evaluate(["IC-ST-501"], {"storage": ProbeOutcome("storage", data=data)}, EXPECTED)
+    by_role = {r.target.split()[0]: r for r in results}
+    assert by_role["media"].status == Status.PASS
+    assert by_role["media"].message == "nfs4 mounted at /data from nas:/export"
+    assert by_role["data"].status == Status.WARN
+    assert by_role["data"].message.endswith("the database belongs on local NVMe")

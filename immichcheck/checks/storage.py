@@ -32,10 +32,10 @@ def mount_type(facts: Facts) -> list[Verdict]:
         fstype = str(answer["fstype"])
         network = fstype in NETWORK_FILESYSTEMS
         described = f"{fstype} mounted at {answer['mountpoint']} from {answer['device']}"
+        # The media volume is reported, not judged: a local disk is a valid choice there,
+        # while database and queue files on a network filesystem are a real problem.
         if role == "data" and network:
             verdicts.append(warned(f"{described}: the database belongs on local NVMe", target))
-        elif role == "media" and not network and facts.settings.get("expect_nfs_media", False):
-            verdicts.append(warned(f"{described}: expected the NFS media volume", target))
         else:
             verdicts.append(passed(described, target, fstype=fstype))
     return verdicts

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 from immichcheck.records import CheckResult, RunRecord, Status
 
-COMPONENT_ORDER: tuple[str, ...] = ("cluster", "postgres", "redis", "ml", "server", "storage")
+COMPONENT_ORDER: tuple[str, ...] = (
+    "cluster",
+    "postgres",
+    "redis",
+    "ml",
+    "server",
+    "storage",
+    "access",
+)
 COMPONENT_TITLES = {
     "cluster": "Cluster",
     "postgres": "PostgreSQL",
@@ -14,6 +22,7 @@ COMPONENT_TITLES = {
     "ml": "Machine learning",
     "server": "Immich server",
     "storage": "Storage",
+    "access": "Ways in (NodePort, ingress, external URL)",
 }
 STATUS_ORDER: tuple[Status, ...] = (
     Status.FAIL,
