@@ -322,9 +322,14 @@ def test_drift_lists_every_changed_field(expected: ExpectedState, tmp_path: Path
             if env["name"] == "IMMICH_PORT":
                 env["value"] = "3001"
         find(objects, "Deployment", "immich-ml")["spec"]["replicas"] = 2
-        find(objects, "ConfigMap", "immich-redis-config")["data"]["redis.conf"] += (
-            "\nmaxmemory-policy allkeys-lru\n"
+        redis = find(objects, "ConfigMap", "immich-redis-config")["data"]
+        redis["redis.conf"] = redis["redis.conf"].replace(
+            "maxmemory-policy noeviction", "maxmemory-policy allkeys-lru"
         )
+        server = find(objects, "ConfigMap", "immich-server-config")["data"]
+        config = json.loads(server["immich-config.json"])
+        config["ffmpeg"]["preset"] = "slow"
+        server["immich-config.json"] = json.dumps(config)
 
     results = run_cluster_checks(expected, tmp_path, drift)
     images = worst(results, "IC-CL-013")
@@ -341,7 +346,14 @@ def test_drift_lists_every_changed_field(expected: ExpectedState, tmp_path: Path
         "live '3001', shipped '2283'" in listed
     )
     assert "Deployment/immich-ml replicas: live 2, shipped 1" in listed
-    assert "ConfigMap/immich-redis-config data redis.conf: live content differs" in listed
+    assert (
+        "ConfigMap/immich-redis-config data redis.conf maxmemory-policy: "
+        "live 'allkeys-lru', shipped 'noeviction'" in listed
+    )
+    assert (
+        "ConfigMap/immich-server-config data immich-config.json ffmpeg.preset: "
+        "live 'slow', shipped 'ultrafast'" in listed
+    )
     assert any(
         line.startswith("Deployment/immich-server container immich-server image") for line in listed
     )

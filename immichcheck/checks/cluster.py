@@ -641,8 +641,47 @@ def configmap_drift(shipped: Mapping[str, Any], live: Mapping[str, Any]) -> list
         elif key not in want:
             drift.append(f"{prefix} data {key}: only live")
         elif str(want[key]).strip() != str(have[key]).strip():
-            drift.append(f"{prefix} data {key}: live content differs")
+            settings = _setting_differences(key, str(want[key]), str(have[key]))
+            if settings:
+                drift += [f"{prefix} data {key} {line}" for line in settings]
+            else:
+                drift.append(f"{prefix} data {key}: live content differs")
     return drift
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"job": {"smartSearch": {"concurrency": 2}}} -> {"job.smartSearch.concurrency": 2}."""
+    if isinstance(value, Mapping):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _setting_differences(key: str, shipped: str, live: str) -> list[str]:
+    """Setting by setting for the config files verify can read, so drift names the setting.
+
+    [] when the file cannot be parsed that way (the caller then says the content differs).
+    """
+    from immichcheck.manifests import ManifestsError, parse_postgresql_conf, parse_redis_conf
+
+    try:
+        if key.endswith(".json"):
+            want, have = _flatten(json.loads(shipped)), _flatten(json.loads(live))
+        elif key == "redis.conf":
+            want, have = parse_redis_conf(shipped), parse_redis_conf(live)
+        elif key.endswith(".conf"):
+            want, have = parse_postgresql_conf(shipped), parse_postgresql_conf(live)
+        else:
+            return []
+    except (ValueError, ManifestsError):
+        return []
+    return [
+        f"{name}: live {have.get(name, '(unset)')!r}, shipped {want.get(name, '(unset)')!r}"
+        for name in sorted(set(want) | set(have))
+        if want.get(name) != have.get(name)
+    ]
 
 
 @check("IC-CL-014", probes=_PROBES, requires=_NEEDS_NAMESPACE)

@@ -8,6 +8,11 @@ from immichcheck.records import RunRecord, Status
 _SHOWN_IN_STATUS_LINE = 3
 
 
+def _shortened(text: str, limit: int = 80) -> str:
+    """The status line is what pagers and dashboards show: the long output has the rest."""
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 def render_verify_nagios(run: RunRecord) -> str:
     """`IMMICH WARNING - ... | perfdata` followed by the long output."""
     tally = counts(run.checks)
@@ -16,7 +21,9 @@ def render_verify_nagios(run: RunRecord) -> str:
     problems.sort(key=lambda r: order[r.status])
     seconds = (run.finished_at - run.started_at).total_seconds()
     if problems:
-        head = "; ".join(f"{r.code} {r.message}" for r in problems[:_SHOWN_IN_STATUS_LINE])
+        head = "; ".join(
+            f"{r.code} {_shortened(r.message)}" for r in problems[:_SHOWN_IN_STATUS_LINE]
+        )
         more = (
             f" (+{len(problems) - _SHOWN_IN_STATUS_LINE} more)"
             if len(problems) > _SHOWN_IN_STATUS_LINE
