@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -68,6 +69,52 @@ def decode_histogram(text: str) -> HdrHistogram:
     return HdrHistogram.decode(text.encode("ascii"))
 
 
+_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True)
+class HistogramFigures:
+    """Percentiles (by percent), mean and standard deviation of a histogram, in nanoseconds."""
+
+    percentiles: Mapping[float, float]
+    mean: float
+    stddev: float
+
+
+def histogram_figures(histogram: HdrHistogram) -> HistogramFigures:
+    """Percentiles, mean and stddev with HdrHistogram's own semantics, computed with numpy.
+
+    hdrh walks its ~34k buckets in pure Python once per percentile and twice more for the mean
+    and stddev (about 0.25 s per workload); one vectorised pass gives the same numbers.
+    """
+    import numpy as np
+
+    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len].astype(np.int64)
+    index = np.nonzero(counts)[0]
+    weights = counts[index]
+    # Vectorised HdrHistogram.get_value_from_index: the lowest value of each bucket and its width.
+    bucket = (index >> histogram.sub_bucket_half_count_magnitude) - 1
+    sub_bucket = (index & (histogram.sub_bucket_half_count - 1)) + histogram.sub_bucket_half_count
+    below = bucket < 0
+    sub_bucket = np.where(below, sub_bucket - histogram.sub_bucket_half_count, sub_bucket)
+    bucket = np.where(below, 0, bucket)
+    shift = bucket + histogram.unit_magnitude
+    lowest = sub_bucket.astype(np.int64) << shift
+    width = np.left_shift(np.int64(1), shift)
+    highest_equivalent = lowest + width - 1
+    median_equivalent = lowest + (width >> 1)
+    total = int(weights.sum())
+    cumulative = np.cumsum(weights)
+    percentiles = {}
+    for percent in _PERCENTILES:
+        wanted = max(int(percent / 100.0 * total + 0.5), 1)
+        position = int(np.searchsorted(cumulative, wanted, side="left"))
+        percentiles[percent] = float(highest_equivalent[min(position, len(index) - 1)])
+    mean = float((median_equivalent * weights).sum() / total)
+    variance = float((((median_equivalent - mean) ** 2) * weights).sum() / total)
+    return HistogramFigures(percentiles, mean, variance**0.5)
+
+
 def summarize(
     workload: str,
     parameters: Mapping[str, Any],
@@ -87,12 +134,13 @@ def summarize(
     histogram = recorder.histogram
     count = recorder.count
     ops = operations if operations is not None else count
+    figures = histogram_figures(histogram) if count else None
 
     def seconds(ns: float) -> float:
         return float(ns) / _NS_PER_SECOND
 
     def percentile(p: float) -> float:
-        return seconds(histogram.get_value_at_percentile(p)) if count else 0.0
+        return seconds(figures.percentiles[p]) if figures else 0.0
 
     throughput = ops / wall_seconds if wall_seconds > 0 else 0.0
     return BenchmarkResult(
@@ -106,8 +154,8 @@ def summarize(
         p99=percentile(99.0),
         p999=percentile(99.9),
         max=seconds(histogram.get_max_value()) if count else 0.0,
-        mean=seconds(histogram.get_mean_value()) if count else 0.0,
-        stddev=seconds(histogram.get_stddev()) if count else 0.0,
+        mean=seconds(figures.mean) if figures else 0.0,
+        stddev=seconds(figures.stddev) if figures else 0.0,
         throughput=throughput,
         errors=recorder.errors,
         duration=wall_seconds,

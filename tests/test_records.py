@@ -68,3 +68,20 @@ def test_host_facts_name_the_filesystem_of_measured_paths(tmp_path):
     assert facts.cpu_count >= 1 and facts.memory_bytes > 0
     assert facts.filesystems[0].path == str(tmp_path.resolve())
     assert facts.filesystems[0].fstype
+
+
+def test_vectorised_figures_match_hdrhistogram_exactly():
+    import random
+
+    from immichcheck.stats import histogram_figures
+
+    rng = random.Random(7)
+    recorder = LatencyRecorder()
+    for _ in range(20_000):
+        recorder.record_seconds(rng.lognormvariate(-7.5, 1.2))
+    histogram = recorder.histogram
+    figures = histogram_figures(histogram)
+    for percent in (50.0, 90.0, 95.0, 99.0, 99.9):
+        assert figures.percentiles[percent] == histogram.get_value_at_percentile(percent)
+    assert abs(figures.mean - histogram.get_mean_value()) <= 1e-6 * histogram.get_mean_value()
+    assert abs(figures.stddev - histogram.get_stddev()) <= 1e-6 * histogram.get_stddev()
