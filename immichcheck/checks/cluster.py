@@ -35,8 +35,14 @@ def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
+def _short(text: str, limit: int = 100) -> str:
+    """Kubernetes messages repeat pod names and UIDs; a verdict keeps the first words."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 def _event_text(events: Iterable[Mapping[str, Any]]) -> str:
-    lines = [f"{e.get('reason', '')}: {str(e.get('message', '')).strip()}" for e in events]
+    lines = [f"{e.get('reason', '')}: {_short(e.get('message', ''))}" for e in events]
     return "; ".join(line for line in lines if line.strip(": "))
 
 
@@ -235,7 +241,7 @@ def pod_problems(pod: Mapping[str, Any]) -> list[str]:
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason:
-            detail = f" ({waiting.get('message')})" if waiting.get("message") else ""
+            detail = f" ({_short(waiting['message'])})" if waiting.get("message") else ""
             problems.append(f"container {container.get('name')} {reason}{detail}")
         elif not container.get("ready", False):
             problems.append(f"container {container.get('name')} not ready")
