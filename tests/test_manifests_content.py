@@ -137,7 +137,12 @@ def test_monitoring_rules_cover_immichcheck_metrics() -> None:
     used = set(re.findall(r"immichcheck_\w+", expressions))
     assert used, "the alert rules use no immichcheck metric"
     assert used <= exported, f"alerts use metrics the exporter never writes: {used - exported}"
-    for metric in ("immichcheck_check_status", "immichcheck_last_success_timestamp_seconds"):
+    for metric in (
+        "immichcheck_check_status",
+        "immichcheck_last_success_timestamp_seconds",
+        "immichcheck_target_met",
+        "immichcheck_report_regressions",
+    ):
         assert metric in used
     for group in rules["groups"]:
         for rule in group["rules"]:
@@ -200,8 +205,12 @@ def test_cli_expected_and_show_component(capsys: pytest.CaptureFixture[str]) -> 
 
 def _sample_exposition() -> str:
     """The exporter's output for one verify and one bench run."""
+    from datetime import timedelta
+
+    from immichcheck.compare import ReportOptions, build_report, load_rules
     from immichcheck.formatters.prometheus import render_prometheus
     from immichcheck.hostfacts import host_facts
+    from immichcheck.performance_targets import load_targets
     from immichcheck.records import CheckResult, RunRecord, Status, utc_now
     from immichcheck.stats import LatencyRecorder, summarize
 
@@ -211,6 +220,13 @@ def _sample_exposition() -> str:
     host = host_facts()
     check = CheckResult("IC-RD-204", "redis", Status.PASS, "ok", component="redis")
     verify = RunRecord("v1", "verify", now, now, "node05", host, "0.1.0", checks=(check,))
-    bench_result = summarize("storage.fdatasync_8k", {}, recorder, 1.0, bytes_moved=8192)
+    bench_result = summarize("storage.fdatasync", {"path": "nvme"}, recorder, 1.0)
     bench = RunRecord("b1", "bench", now, now, "node05", host, "0.1.0", benchmarks=(bench_result,))
-    return render_prometheus([verify, bench])
+    # A night earlier, so the report has a baseline and exports its regression count.
+    before = now - timedelta(days=1)
+    baseline = RunRecord(
+        "b0", "bench", before, before, "node05", host, "0.1.0", benchmarks=(bench_result,)
+    )
+    runs = [verify, baseline, bench]
+    options = ReportOptions(rules=load_rules(None), targets=load_targets(None), trend=0)
+    return render_prometheus(runs, report=build_report(runs, [], options))
