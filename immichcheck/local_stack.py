@@ -331,9 +331,15 @@ def check_data_dir(data_dir: Path, user: ServiceUser) -> None:
 
 
 def _give_to(path: Path, user: ServiceUser, mode: int) -> None:
-    if not user.is_self:
-        os.chown(path, user.uid, user.gid)
-    path.chmod(mode)
+    try:
+        if not user.is_self:
+            os.chown(path, user.uid, user.gid)
+        path.chmod(mode)
+    except OSError as exc:
+        raise LocalStackError(
+            f"cannot hand {path} to the server user '{user.name}': {exc.strerror or exc} "
+            "(an NFS export with root_squash does this; choose another --data-dir)"
+        ) from exc
 
 
 def _pid_alive(pid: int) -> bool:

@@ -197,3 +197,22 @@ async def test_live_readonly_accepts_plural_table_names(postgres_server: LocalPo
     finally:
         await conn.execute("DROP TABLE public.exif, public.assets")
         await conn.close()
+
+
+async def test_unreadable_embedding_type_is_reported_not_fatal(immich_tables: str) -> None:
+    conn = await asyncpg.connect(immich_tables, timeout=10)
+    # Stands in for pgvecto.rs' `vectors` type: an embedding column `<=>` cannot order by.
+    await conn.execute(
+        'CREATE TABLE public.smart_search ("assetId" uuid PRIMARY KEY, embedding real[]);'
+        "INSERT INTO public.smart_search SELECT id, ARRAY[1, 0]::real[] FROM public.asset"
+    )
+    try:
+        ctx = bench_context(pg_dsn=immich_tables, options={"live_readonly": True}, concurrency=[1])
+        results = await pg_bench.SUITE.run(ctx)
+        (vector,) = [r for r in results if r.workload == "postgres.vector_search"]
+        assert vector.count == 0 and vector.errors == 1
+        assert vector.error_messages[0].startswith("cannot run here:")
+        assert all(r.errors == 0 for r in results if r is not vector)
+    finally:
+        await conn.execute("DROP TABLE public.smart_search")
+        await conn.close()

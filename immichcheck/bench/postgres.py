@@ -42,6 +42,7 @@ from immichcheck.bench.base import BenchContext
 from immichcheck.bench.engine import SocketJob, SocketLoadPool, Timing, run_async_workload
 from immichcheck.errors import ImmichcheckError
 from immichcheck.records import BenchmarkResult
+from immichcheck.stats import LatencyRecorder, summarize
 
 SCHEMA = "immichcheck_bench"
 SCHEMA_MARKER = "immichcheck benchmark scratch data; safe to drop"
@@ -484,9 +485,14 @@ async def query_arguments(
         "postgres.checksum_lookup": [(owner, checksum) for checksum in checksums],
     }
     if "postgres.vector_search" in queries:
-        vectors = await connection.fetch(
-            f"SELECT embedding::text AS v FROM {tables.smart_search} LIMIT 32"
-        )
+        import asyncpg
+
+        try:
+            vectors = await connection.fetch(
+                f"SELECT embedding::text AS v FROM {tables.smart_search} LIMIT 32"
+            )
+        except asyncpg.PostgresError:
+            vectors = []  # an embedding type we cannot read as text: no vector workload
         arguments["postgres.vector_search"] = [(row["v"],) for row in vectors]
     return arguments
 
@@ -729,12 +735,22 @@ class PostgresSuite:
         timing: Timing,
         levels: Sequence[int],
     ) -> list[BenchmarkResult]:
+        import asyncpg
+
         queries = read_queries(tables)
         arguments = await query_arguments(connection, tables, queries)
         results = []
         source = "live" if live else "synthetic"
         for workload, query in queries.items():
             if not arguments.get(workload):
+                continue
+            try:
+                await connection.prepare(query)
+            except asyncpg.PostgresError as exc:
+                # e.g. pgvecto.rs' `vectors` type instead of pgvector's: say so in the table.
+                recorder = LatencyRecorder()
+                recorder.record_error(f"cannot run here: {exc}"[:200])
+                results.append(summarize(workload, {"dataset": source}, recorder, 0.0))
                 continue
             for concurrency in levels:
                 ctx.progress.step(f"{workload} concurrency={concurrency} ({source})")
