@@ -443,9 +443,8 @@ async def verify(
         targets = make_targets()
         results, outcomes = await verify_once(codes, targets, settings)
         remaining = deadline - time.monotonic()
-        done = exit_code_for(results, strict) in (ExitCode.OK,) or (
-            not strict and exit_code_for(results) == ExitCode.WARNING
-        )
+        # Warnings end the wait unless --strict makes them failures.
+        done = exit_code_for(results, strict) in (ExitCode.OK, ExitCode.WARNING)
         if progress is not None and wait > 0:
             progress(attempt, results, max(0.0, remaining))
         if done or remaining <= 0:

@@ -339,20 +339,15 @@ def pods_on_pinned_node(facts: Facts) -> list[Verdict]:
     return verdicts
 
 
-def parse_quantity(value: str | int | float | None) -> int:
-    """A Kubernetes quantity ("10Gi", "500M", "1.5Ti") in bytes."""
-    if value is None:
+def capacity_bytes(claim: Mapping[str, Any]) -> int:
+    """A bound claim's capacity in bytes (0 when the API reports none or nonsense)."""
+    from immichcheck.manifests import ManifestsError, parse_quantity
+
+    storage = ((claim.get("status") or {}).get("capacity") or {}).get("storage")
+    try:
+        return parse_quantity(str(storage)) if storage is not None else 0
+    except ManifestsError:
         return 0
-    text = str(value).strip()
-    binary = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-    decimal = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-    for suffix, factor in binary.items():
-        if text.endswith(suffix):
-            return int(float(text[: -len(suffix)]) * factor)
-    for suffix, factor in decimal.items():
-        if text.endswith(suffix):
-            return int(float(text[: -len(suffix)]) * factor)
-    return int(float(text))
 
 
 @check("IC-CL-009", probes=_PROBES, requires=_NEEDS_NAMESPACE)
@@ -376,7 +371,7 @@ def volume_claims_bound(facts: Facts) -> list[Verdict]:
             hint = f" (last events: {events})" if events else ""
             verdicts.append(failed(f"PVC {name} is {phase}{hint}", target))
             continue
-        capacity = parse_quantity((status.get("capacity") or {}).get("storage"))
+        capacity = capacity_bytes(live)
         if spec.request_bytes and capacity < spec.request_bytes:
             verdicts.append(
                 warned(
