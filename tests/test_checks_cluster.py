@@ -411,3 +411,20 @@ def test_probe_error_makes_every_cluster_check_error_or_skip(expected: ExpectedS
     assert (first.code, first.status) == ("IC-CL-001", Status.ERROR)
     assert first.message == "could not run: cannot connect to the Kubernetes API: refused"
     assert {r.status for r in results[1:]} == {Status.SKIP}
+
+
+def test_pvc_smaller_than_requested_warns(expected: ExpectedState, tmp_path: Path) -> None:
+    def shrink(objects: list[dict[str, Any]]) -> None:
+        find(objects, "PersistentVolumeClaim", "immich-thumbs")["status"]["capacity"] = {
+            "storage": "1Gi"
+        }
+
+    result = next(
+        r
+        for r in by_code(run_cluster_checks(expected, tmp_path, shrink), "IC-CL-009")
+        if r.target == "pvc/immich-thumbs"
+    )
+    assert result.status == Status.WARN
+    assert result.message == (
+        "PVC immich-thumbs is Bound with 1073741824 bytes, less than the 53687091200 requested"
+    )
