@@ -216,3 +216,13 @@ async def test_unreadable_embedding_type_is_reported_not_fatal(immich_tables: st
     finally:
         await conn.execute("DROP TABLE public.smart_search")
         await conn.close()
+
+
+async def test_asyncpg_fallback_for_round_trips_says_why(postgres_server: LocalPostgres) -> None:
+    target = pg_bench.PostgresTarget.from_dsn(postgres_server.dsn)
+    settings = {"warmup_seconds": 0.02, "duration_seconds": 0.1}
+    result = await pg_bench.SUITE._round_trip_with_asyncpg(
+        target, "postgres.select1", "SELECT 1", (), 1, settings, "connect: TLS required"
+    )
+    assert result.count > 0 and result.errors == 0
+    assert "measured with asyncpg" in result.notes[0] and "TLS required" in result.notes[0]
