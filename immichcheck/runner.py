@@ -277,13 +277,35 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
         facts["location"] = redis.redis_location(url)
         return facts
 
-    async def ml_ping_probe() -> Any:
+    ml_ping_task: asyncio.Task[Any] | None = None
+
+    async def ml_ping_once() -> Any:
         url = await targets.ml_url()
         return await _bounded(http.ml_ping(url, timeout), timeout, url)
+
+    def ml_ping_shared() -> asyncio.Task[Any]:
+        # One /ping per run, awaited by both ML probes: the inference waits for its answer.
+        nonlocal ml_ping_task
+        if ml_ping_task is None:
+            ml_ping_task = asyncio.ensure_future(ml_ping_once())
+            # Retrieved even when every waiter was cancelled, so asyncio logs nothing.
+            ml_ping_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return ml_ping_task
+
+    async def ml_ping_probe() -> Any:
+        return await asyncio.shield(ml_ping_shared())
 
     async def ml_predict_probe() -> Any:
         if not settings.inference:
             raise ProbeSkipped("inference disabled with --no-inference")
+        try:
+            await asyncio.shield(ml_ping_shared())
+        except ProbeSkipped:
+            raise
+        except Exception as exc:
+            # A service that did not answer /ping would only hold the run for the whole
+            # inference timeout (10 s) before failing the same way.
+            raise ProbeSkipped(f"the ML service did not answer /ping: {exc}") from exc
         url = await targets.ml_url()
         return await _bounded(
             http.ml_text_embedding(url, settings.inference_timeout, settings.clip_model),
@@ -345,7 +367,7 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
         "postgres": (postgres_probe, after_kube),
         "redis": (redis_probe, after_kube),
         "ml.ping": (ml_ping_probe, after_kube),
-        "ml.predict": (ml_predict_probe, 2 * timeout + settings.inference_timeout + 1.0),
+        "ml.predict": (ml_predict_probe, after_kube + settings.inference_timeout),
         "server": (server_probe, after_kube),
         "server.nodeport": (nodeport_probe, timeout + 1.0),
         "server.ingress": (ingress_probe, timeout + 1.0),
