@@ -7,8 +7,10 @@ click gives the first three in that order (command line, envvar, `default_map`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -27,6 +29,62 @@ def option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
         attrs["envvar"] = envvar_for(long_names[0].split("/")[0])
     attrs.setdefault("show_envvar", True)
     return click.option(*param_decls, **attrs)
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_url_password(text: str) -> str:
+    """`postgresql://immich:PW@host/db` -> `postgresql://immich:***@host/db` (works on garbage)."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+class ServiceURL(click.ParamType):
+    """A URL with one of the allowed schemes and a usable port; the value stays a string.
+
+    Checked while the command line is parsed, so a typo is one line and exit 3 before anything
+    connects (not an ERROR row per check with a library's exception text). The message never
+    repeats a password the URL carries.
+    """
+
+    name = "URL"
+
+    def __init__(
+        self, what: str, schemes: tuple[str, ...], example: str, *, host_required: bool = True
+    ) -> None:
+        self.what = what
+        self.schemes = schemes
+        self.example = example
+        self.host_required = host_required
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        problem = self._problem(text)
+        if problem:
+            self.fail(
+                f"{mask_url_password(text)!r} is not {self.what}: {problem} "
+                f"(e.g. {self.example})",
+                param,
+                ctx,
+            )
+        return text
+
+    def _problem(self, text: str) -> str:
+        try:
+            parts = urlsplit(text)
+            # A multi-host DSN (h1:5432,h2:5432) is valid for libpq but not one port.
+            if "," not in parts.netloc:
+                _ = parts.port  # ValueError when not a number or out of range
+        except ValueError as exc:
+            return str(exc)
+        if parts.scheme.lower() not in self.schemes:
+            return "the scheme must be " + " or ".join(f"{s}://" for s in self.schemes)
+        if self.host_required and parts.scheme.lower() != "unix" and not parts.hostname:
+            return "it names no host"
+        return ""
+
+
+HTTP_URL = ServiceURL("an http(s) URL", ("http", "https"), "http://10.0.0.5:2283")
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -54,14 +112,30 @@ kube_options = _stack(
 )
 
 service_options = _stack(
-    option("--server-url", help="Immich server base URL, e.g. http://10.0.0.5:2283."),
-    option("--ml-url", help="Immich machine-learning service base URL, e.g. http://10.0.0.5:3003."),
+    option(
+        "--server-url", type=HTTP_URL, help="Immich server base URL, e.g. http://10.0.0.5:2283."
+    ),
+    option(
+        "--ml-url",
+        type=HTTP_URL,
+        help="Immich machine-learning service base URL, e.g. http://10.0.0.5:3003.",
+    ),
     option(
         "--pg-dsn",
+        type=ServiceURL(
+            "a PostgreSQL DSN",
+            ("postgresql", "postgres"),
+            "postgresql://immich:PASSWORD@host:5432/immich",
+            host_required=False,  # libpq's defaults (local socket, ?host=) still apply
+        ),
         help="PostgreSQL DSN, e.g. postgresql://immich:PASSWORD@host:5432/immich "
         "(default: credentials from the immich-postgres-secret).",
     ),
-    option("--redis-url", help="Redis URL, e.g. redis://host:6379/0."),
+    option(
+        "--redis-url",
+        type=ServiceURL("a Redis URL", ("redis", "rediss", "unix"), "redis://host:6379/0"),
+        help="Redis URL, e.g. redis://host:6379/0.",
+    ),
     option(
         "--api-key",
         help="Immich API key for authenticated checks and uploads (never printed).",

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.options import option, store_options
+from immichcheck.options import HTTP_URL, option, store_options
 
 
 @click.command()
@@ -21,6 +21,7 @@ from immichcheck.options import option, store_options
 )
 @option(
     "--pushgateway",
+    type=HTTP_URL,
     help="Push the metrics to this Prometheus Pushgateway, e.g. http://pushgateway:9091 "
     "(one group per node: job=immichcheck, instance=<node>).",
 )

@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from immichcheck.options import option, output_options, store_options, target_options
+from immichcheck.options import (
+    HTTP_URL,
+    option,
+    output_options,
+    store_options,
+    target_options,
+)
 
 VERIFY_FORMATS = ("table", "json", "junit", "nagios", "prometheus", "markdown")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -120,6 +126,7 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--external-url",
+    type=HTTP_URL,
     help="The URL the phones use from outside (tunnel or reverse proxy), e.g. "
     "https://photos.example.com: checked like the NodePort and ingress hosts.",
 )
