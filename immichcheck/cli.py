@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from immichcheck import __version__
 from immichcheck.config import default_map_from_config, read_config_file
@@ -85,6 +86,32 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
         ctx.default_map = default_map_from_config(config, COMMANDS)
 
 
+def usage_message(exc: click.ClickException) -> str:
+    """click's message, naming where a bad value came from: flag, variable or config file.
+
+    click always hints at the environment variable ("(env var: 'IMMICHCHECK_TIMEOUT')"), which
+    sends someone with a typo in their TOML file looking in the wrong place.
+    """
+    if (
+        not isinstance(exc, click.BadParameter)
+        or isinstance(exc, click.MissingParameter)  # no value at all: click says it well
+        or not isinstance(exc.param, click.Option)
+        or exc.ctx is None
+    ):
+        return exc.format_message()
+    param, name = exc.param, exc.param.name
+    flag = max(param.opts, key=len)
+    source = exc.ctx.get_parameter_source(name) if name else None
+    envvar = getattr(param, "envvar", None)
+    if source == ParameterSource.ENVIRONMENT and isinstance(envvar, str):
+        where = f" (from ${envvar})"
+    elif source == ParameterSource.DEFAULT_MAP:
+        where = " (from the --config file)"
+    else:
+        where = ""
+    return f"Invalid value for '{flag}'{where}: {exc.message}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every expected failure into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -98,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         # Usage errors exit 3 (could not run), keeping 2 unambiguous for verify's FAIL.
-        click.echo(f"immichcheck: error: {exc.format_message()}", err=True)
+        click.echo(f"immichcheck: error: {usage_message(exc)}", err=True)
         sys.exit(int(ExitCode.UNKNOWN))
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("immichcheck: interrupted", err=True)
