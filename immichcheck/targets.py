@@ -80,8 +80,9 @@ def resolve_kube_access(options: TargetOptions) -> Any:
     if options.kubeconfig and not existing:
         raise ImmichcheckError(f"kubeconfig {options.kubeconfig} does not exist")
     if existing:
-        for path in existing:
-            validate_kubeconfig(path)
+        for index, path in enumerate(existing):
+            # Only the first file is handed to the client, so only its context must resolve.
+            validate_kubeconfig(path, options.context, used=index == 0)
         return KubeAccess(kubeconfig=existing[0], context=options.context, service_account=False)
     if in_cluster():
         return KubeAccess(kubeconfig=None, context=None, service_account=True)

@@ -592,7 +592,7 @@ def resolve_access(request: NodeBenchRequest) -> Any:
     if request.kubeconfig and not existing:
         raise ImmichcheckError(f"kubeconfig {request.kubeconfig} does not exist")
     if existing:
-        validate_kubeconfig(existing[0])
+        validate_kubeconfig(existing[0], request.context)
         return KubeAccess(kubeconfig=existing[0], context=request.context, service_account=False)
     if in_cluster():
         return KubeAccess(kubeconfig=None, context=None, service_account=True)

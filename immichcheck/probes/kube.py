@@ -140,8 +140,13 @@ def kubeconfig_candidates(explicit: str | None) -> list[Path]:
     return [Path("~/.kube/config").expanduser()]
 
 
-def validate_kubeconfig(path: Path) -> None:
-    """Raise a one-line ImmichcheckError when a kubeconfig is unreadable or malformed."""
+def validate_kubeconfig(path: Path, context: str | None = None, *, used: bool = True) -> None:
+    """Raise a one-line ImmichcheckError when a kubeconfig is unreadable or malformed.
+
+    For the file the client will use (`used`), the context (`context` or the file's
+    current-context) must exist and name a cluster and user defined in it, as kubectl requires;
+    otherwise the client fails later with a bare ValueError in every cluster check.
+    """
     import yaml
 
     try:
@@ -156,9 +161,42 @@ def validate_kubeconfig(path: Path) -> None:
         raise ImmichcheckError(f"kubeconfig {path} is not valid YAML{where}") from exc
     if not isinstance(data, dict) or not data.get("clusters") or not data.get("contexts"):
         raise ImmichcheckError(f"kubeconfig {path} has no clusters or contexts")
-    for entry in data.get("clusters") or []:
+    for key in ("clusters", "contexts"):
+        if not isinstance(data[key], list):
+            raise ImmichcheckError(f"kubeconfig {path}: {key} is not a list")
+    for entry in data["clusters"]:
         if not isinstance(entry, dict) or not (entry.get("cluster") or {}).get("server"):
             raise ImmichcheckError(f"kubeconfig {path} has a cluster without a server address")
+    if used:
+        _check_context(path, data, context)
+
+
+def _check_context(path: Path, data: dict[str, Any], context: str | None) -> None:
+    """The chosen context exists and names a cluster (and user) defined in the same file."""
+    contexts = {
+        str(entry.get("name")): entry.get("context") or {}
+        for entry in data["contexts"]
+        if isinstance(entry, dict)
+    }
+    known = ", ".join(sorted(contexts)) or "none"
+    name = context or data.get("current-context")
+    if not name:
+        raise ImmichcheckError(
+            f"kubeconfig {path} sets no current-context: pass --context (one of: {known})"
+        )
+    if name not in contexts:
+        raise ImmichcheckError(f"kubeconfig {path} has no context {name!r} (it has: {known})")
+    chosen = contexts[name] if isinstance(contexts[name], dict) else {}
+    for kind, plural in (("cluster", "clusters"), ("user", "users")):
+        wanted = chosen.get(kind)
+        defined = {
+            str(entry.get("name")) for entry in data.get(plural) or [] if isinstance(entry, dict)
+        }
+        if (kind == "cluster" or wanted) and str(wanted) not in defined:
+            raise ImmichcheckError(
+                f"context {name!r} in kubeconfig {path} names {kind} {wanted!r}, "
+                f"which is not defined there"
+            )
 
 
 def describe_kube_exception(exc: BaseException) -> str:
@@ -185,6 +223,9 @@ def describe_kube_exception(exc: BaseException) -> str:
         return f"Kubernetes API request failed: {type(exc).__name__}: {exc}"
     if isinstance(exc, ssl.SSLError | OSError):
         return f"cannot use the kubeconfig's credentials: {exc}"
+    if isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+        # A proxy's error page or a server that is not an API server at that address.
+        return "the Kubernetes API answered with something that is not JSON (wrong server address?)"
     if isinstance(exc, ValueError) and "credentials" in str(exc):
         return "no usable Kubernetes credentials (kubeconfig or service account)"
     return f"{type(exc).__name__}: {exc}"
