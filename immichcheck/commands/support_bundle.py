@@ -47,7 +47,7 @@ def _since_seconds(ctx: click.Context, param: click.Parameter, value: str | None
 )
 @option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0.05),
     default=5.0,
     show_default=True,
     help="Seconds each read of the cluster or a service may take.",
