@@ -450,8 +450,10 @@ def snapshot_from_dump(path: str | Path, namespace: str) -> Snapshot:
 
 
 def _flatten(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, dict) and isinstance(data.get("items"), list):
-        return [i for item in data["items"] for i in _flatten(item)]
+    if isinstance(data, dict) and "items" in data:
+        # A List whose items are not a list is a damaged file, not one object of kind List.
+        items = data["items"]
+        return [i for item in items for i in _flatten(item)] if isinstance(items, list) else []
     if isinstance(data, dict) and data.get("kind"):
         return [data]
     if isinstance(data, list):
