@@ -159,8 +159,9 @@ def test_prune_keeps_recent_runs(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_bad_input_exits_3_with_one_line(
     history_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run_cli(["report", "--reports-dir", str(tmp_path / "empty")], capsys)
-    assert (code, out, err) == (3, "", "immichcheck: error: no runs to report\n")
+    empty = tmp_path / "empty"
+    code, out, err = _run_cli(["report", "--reports-dir", str(empty)], capsys)
+    assert (code, out, err) == (3, "", f"immichcheck: error: no runs to report under {empty}\n")
 
     code, _, err = _run_cli(
         ["report", "--reports-dir", str(history_dir), "--baseline", "nope"], capsys

@@ -127,6 +127,8 @@ def report(**params: Any) -> int:
         loaded = load_runs(reports_dir)
     for warning in loaded.warnings:
         click.echo(f"immichcheck: warning: {warning}", err=True)
+    if not loaded.runs:
+        raise ImmichcheckError(f"no runs to report under {reports_dir}")
 
     result = build_report(loaded.runs, loaded.warnings, options)
     text = render_report(result, params["output_format"])
