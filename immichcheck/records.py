@@ -99,11 +99,15 @@ class BenchmarkResult:
     engine: str = "immichcheck"  # or "pgbench", "redis-benchmark", "fio" with --engine native
     notes: tuple[str, ...] = ()
     error_messages: tuple[str, ...] = ()
+    # Observations around the run (e.g. Redis AOF counters). Unlike `parameters` they are not
+    # part of what identifies a series, so two runs of the same workload stay comparable.
+    facts: Mapping[str, JSONValue] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, JSONValue]:
         """Plain-JSON form of this result."""
         data = dataclasses.asdict(self)
         data["parameters"] = dict(self.parameters)
+        data["facts"] = dict(self.facts)
         data["notes"] = list(self.notes)
         data["error_messages"] = list(self.error_messages)
         return data
@@ -114,6 +118,7 @@ class BenchmarkResult:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["parameters"] = dict(values.get("parameters", {}))
+        values["facts"] = dict(values.get("facts", {}))
         values["notes"] = tuple(values.get("notes", ()))
         values["error_messages"] = tuple(values.get("error_messages", ()))
         return cls(**values)

@@ -262,7 +262,8 @@ def test_table_shows_units_missing_percentiles_and_dropped_settings() -> None:
             _result("postgres.select1", parameters={"concurrency": 1}),
             _result(
                 "redis.set",
-                parameters={"pipeline": 16, "missing_percentiles": ["p90", "p999"]},
+                parameters={"pipeline": 16},
+                facts={"missing_percentiles": ["p90", "p999"]},
                 engine="redis-benchmark",
                 bytes_per_second=51e6,
                 notes=("a load worker used 97% of a core",),

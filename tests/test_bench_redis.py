@@ -80,7 +80,7 @@ async def test_benchmark_measures_and_keeps_immich_queues(
         assert result.count > 0 and result.errors == 0, result
         assert result.throughput > 0 and 0 < result.p50 <= result.p99 <= result.max
         assert result.histogram
-        assert "aof_delayed_fsync_delta" in result.parameters["aof_facts"]
+        assert "aof_delayed_fsync_delta" in result.facts["aof"]
     assert ctx.service_versions["redis"].startswith("7")
     assert queue_fingerprint(immich_queues) == before
     assert bench_keys(immich_queues) == []
@@ -156,8 +156,8 @@ async def test_local_mode_measures_aof_modes_and_restores_config(
     results = await redis_bench.SUITE.run(ctx)
     aof = [r for r in results if r.workload == "redis.set.aof"]
     assert [r.parameters["aof"] for r in aof] == ["no", "everysec", "always"]
-    assert [r.parameters["aof_facts"]["appendonly"] for r in aof] == ["no", "yes", "yes"]
-    assert aof[2].parameters["aof_facts"]["appendfsync"] == "always"
+    assert [r.facts["aof"]["appendonly"] for r in aof] == ["no", "yes", "yes"]
+    assert aof[2].facts["aof"]["appendfsync"] == "always"
     client = _client(server)
     assert client.config_get("appendonly")["appendonly"] == "yes"
     assert client.config_get("appendfsync")["appendfsync"] == "everysec"

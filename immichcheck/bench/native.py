@@ -226,7 +226,8 @@ def parse_redis_benchmark_csv(
     rps = float(row["rps"])
     return BenchmarkResult(
         workload=workload,
-        parameters={**parameters, "missing_percentiles": ["p90", "p999", "stddev"]},
+        parameters=parameters,
+        facts={"missing_percentiles": ["p90", "p999", "stddev"]},
         count=requests,
         min=ms("min_latency_ms"),
         p50=ms("p50_latency_ms"),

@@ -672,7 +672,7 @@ def _with(job: SocketJob, **changes: Any) -> SocketJob:
 def _with_aof(result: BenchmarkResult, facts: Mapping[str, Any]) -> BenchmarkResult:
     return replace(
         result,
-        parameters={**result.parameters, "aof_facts": dict(facts)},
+        facts={**result.facts, "aof": dict(facts)},
         notes=(*result.notes, *aof_notes(facts)),
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 from immichcheck.records import BenchmarkResult, RunRecord
 
 # Parameters that are facts about the run rather than what distinguishes one row.
-_HIDDEN_PARAMETERS = {"aof_facts", "missing_percentiles", "workers"}
+_HIDDEN_PARAMETERS = {"workers"}
 
 
 def format_seconds(value: float) -> str:
@@ -51,7 +51,7 @@ def format_parameters(parameters: Mapping[str, Any]) -> str:
 
 
 def _percentile(result: BenchmarkResult, name: str) -> str:
-    missing = result.parameters.get("missing_percentiles") or ()
+    missing = result.facts.get("missing_percentiles") or ()
     if name in missing or result.count == 0:
         return "–"
     return format_seconds(float(getattr(result, name)))
