@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from immichcheck import __version__
-from immichcheck.config import default_map_from_config, read_config_file
+from immichcheck.config import default_map_from_config, read_config_file, unknown_config_keys
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.options import option
 
@@ -83,7 +83,32 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     ctx.obj["debug"] = debug
     if config_file:
         config = read_config_file(config_file)
-        ctx.default_map = default_map_from_config(config, COMMANDS)
+        commands = {name: LazyGroup._load(name) for name in COMMANDS}
+        loaded = {name: command for name, command in commands.items() if command is not None}
+        groups = {
+            name: command.commands
+            for name, command in loaded.items()
+            if isinstance(command, click.Group)
+        }
+        problems = unknown_config_keys(
+            config,
+            {name: _param_names(command) for name, command in loaded.items()},
+            {
+                name: {sub: _param_names(c) for sub, c in subs.items()}
+                for name, subs in groups.items()
+            },
+        )
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ImmichcheckError(f"config file {config_file}: {problems[0]}{more}")
+        ctx.default_map = default_map_from_config(
+            config, COMMANDS, {name: list(subs) for name, subs in groups.items()}
+        )
+
+
+def _param_names(command: click.Command) -> set[str]:
+    """The parameter names a config key may set for this command."""
+    return {param.name for param in command.params if param.name}
 
 
 def usage_message(exc: click.ClickException) -> str:

@@ -37,9 +37,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def default_map_from_config(
-    config: Mapping[str, Any], command_names: Iterable[str]
+    config: Mapping[str, Any],
+    command_names: Iterable[str],
+    subcommands: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per-command default maps: shared top-level keys overlaid by the command's own table."""
+    """Per-command default maps: shared top-level keys overlaid by the command's own table.
+
+    For a command group (`subcommands`, e.g. manifests -> list, show), each subcommand gets
+    the shared keys, the group's table and its own sub-table, in that order: click reads a
+    subcommand's defaults only from its own entry.
+    """
     names = set(command_names)
     shared = {_param_name(k): v for k, v in config.items() if not isinstance(v, dict)}
     unknown_tables = [k for k, v in config.items() if isinstance(v, dict) and k not in names]
@@ -52,9 +59,50 @@ def default_map_from_config(
         own = config.get(name, {})
         merged = dict(shared)
         merged.update({_param_name(k): v for k, v in own.items() if not isinstance(v, dict)})
+        flat = dict(merged)
+        for sub in (subcommands or {}).get(name, ()):
+            merged[sub] = dict(flat)
         # Nested groups (e.g. `manifests validate`) get their own sub-tables.
         for key, value in own.items():
             if isinstance(value, dict):
-                merged[key] = {_param_name(k): v for k, v in value.items()}
+                merged.setdefault(key, {}).update({_param_name(k): v for k, v in value.items()})
         result[name] = merged
     return result
+
+
+def unknown_config_keys(
+    config: Mapping[str, Any],
+    options: Mapping[str, Iterable[str]],
+    subcommand_options: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
+) -> list[str]:
+    """Keys no command reads (a typo would otherwise be ignored without a word).
+
+    `options` maps each command to its parameter names; `subcommand_options` maps a group to
+    its subcommands' parameter names. A top-level key must be an option of some command.
+    """
+    groups = subcommand_options or {}
+    known_by = {name: set(values) for name, values in options.items()}
+    for name, subs in groups.items():
+        for values in subs.values():
+            known_by.setdefault(name, set()).update(values)
+    everything = set().union(*known_by.values()) if known_by else set()
+    problems: list[str] = []
+    for key, value in config.items():
+        if not isinstance(value, dict):
+            if _param_name(key) not in everything:
+                problems.append(f"unknown key {key!r} (no command has an option by that name)")
+            continue
+        for sub_key, sub_value in value.items():
+            if isinstance(sub_value, dict):
+                sub_known = groups.get(key, {}).get(sub_key)
+                if sub_known is None:
+                    problems.append(f"unknown section [{key}.{sub_key}]")
+                    continue
+                problems.extend(
+                    f"unknown key {inner!r} in [{key}.{sub_key}]"
+                    for inner in sub_value
+                    if _param_name(inner) not in set(sub_known)
+                )
+            elif _param_name(sub_key) not in known_by.get(key, set()):
+                problems.append(f"unknown key {sub_key!r} in [{key}] (not an option of {key})")
+    return problems
