@@ -62,8 +62,7 @@ class ServiceURL(click.ParamType):
         problem = self._problem(text)
         if problem:
             self.fail(
-                f"{mask_url_password(text)!r} is not {self.what}: {problem} "
-                f"(e.g. {self.example})",
+                f"{mask_url_password(text)!r} is not {self.what}: {problem} (e.g. {self.example})",
                 param,
                 ctx,
             )
@@ -84,6 +83,27 @@ class ServiceURL(click.ParamType):
         return ""
 
 
+class HostPort(click.ParamType):
+    """`HOST` or `HOST:PORT` (IPv6 in brackets); checked while parsing, the value stays a string."""
+
+    name = "HOST[:PORT]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        try:
+            parts = urlsplit(f"//{text}")
+            _ = parts.port  # ValueError when not a number or out of range
+            problem = "" if parts.hostname else "no host"
+        except ValueError as exc:
+            problem = str(exc)
+        if not problem and (parts.path or parts.query or parts.fragment or "@" in text):
+            problem = "only a host and an optional port belong here, not a URL"
+        if problem:
+            self.fail(f"{text!r} is not HOST[:PORT]: {problem} (e.g. 10.0.0.5 or 10.0.0.5:31283)")
+        return text
+
+
+HOST_PORT = HostPort()
 HTTP_URL = ServiceURL("an http(s) URL", ("http", "https"), "http://10.0.0.5:2283")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from immichcheck.options import (
+    HOST_PORT,
     HTTP_URL,
     option,
     output_options,
@@ -116,11 +117,13 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--node-ip",
+    type=HOST_PORT,
     help="A node's IP (HOST[:PORT], port defaults to the shipped NodePort): also "
     "check the server through the NodePort.",
 )
 @option(
     "--ingress-ip",
+    type=HOST_PORT,
     help="The ingress controller's HOST[:PORT] (port 80 by default): also check each "
     "ingress host, sent as the Host header.",
 )
