@@ -11,28 +11,12 @@ import yaml
 
 from immichcheck import __version__
 from immichcheck.cli import main
+from immichcheck.immich_facts import QUEUE_NAMES
 from immichcheck.manifests import load_expected_state, pod_spec, render_bench_job
 
-# The job queues a v2.7 server accepts in immich-config.json (REFERENCE.md, Immich config.ts).
-IMMICH_QUEUES = {
-    "thumbnailGeneration",
-    "metadataExtraction",
-    "videoConversion",
-    "faceDetection",
-    "facialRecognition",
-    "smartSearch",
-    "duplicateDetection",
-    "backgroundTask",
-    "storageTemplateMigration",
-    "migration",
-    "search",
-    "sidecar",
-    "library",
-    "notifications",
-    "ocr",
-    "workflow",
-    "editor",
-}
+# The job queues a v2.7 server accepts in immich-config.json: every queue but backupDatabase
+# (REFERENCE.md, Immich config.ts).
+IMMICH_QUEUES = set(QUEUE_NAMES) - {"backupDatabase"}
 
 
 def one(kind: str, name: str) -> dict[str, Any]:

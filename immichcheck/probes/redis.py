@@ -8,30 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from immichcheck.immich_facts import BULL_PREFIX, QUEUE_NAMES
 from immichcheck.probes import ProbeError
 
-BULL_PREFIX = "immich_bull"
-# Immich's queue names (REFERENCE.md); v2.7 added editor, ocr and workflow.
-IMMICH_QUEUES: tuple[str, ...] = (
-    "thumbnailGeneration",
-    "metadataExtraction",
-    "videoConversion",
-    "faceDetection",
-    "facialRecognition",
-    "smartSearch",
-    "duplicateDetection",
-    "backgroundTask",
-    "storageTemplateMigration",
-    "migration",
-    "search",
-    "sidecar",
-    "library",
-    "notifications",
-    "backupDatabase",
-    "editor",
-    "ocr",
-    "workflow",
-)
 # BullMQ's key types: wait/active/paused are lists, the others sorted sets. Reading each with
 # the matching command (LLEN vs ZCARD) is what the README's `LLEN immich:jobs:active` got wrong.
 LIST_STATES: tuple[str, ...] = ("wait", "active", "paused")
@@ -72,7 +51,7 @@ def describe_redis_exception(exc: BaseException, url: str) -> str:
 
 
 async def redis_facts(
-    url: str, timeout: float, queues: Sequence[str] = IMMICH_QUEUES
+    url: str, timeout: float, queues: Sequence[str] = QUEUE_NAMES
 ) -> dict[str, Any]:
     """PING time, persistence and memory INFO, policy CONFIG and per-queue BullMQ counts."""
     import time

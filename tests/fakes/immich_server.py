@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from immichcheck.immich_facts import QUEUE_NAMES, QUEUES_ADDED_IN_V2_7
 from tests.fakes.http_base import FakeHTTPServer, FilePart, Request, Response
 from tests.fakes.socket_io import SocketHub
 
@@ -31,24 +32,8 @@ QUEUES_ROUTE_SINCE = (2, 3, 0)  # /api/jobs renamed /api/queues
 DEFAULT_ADMIN_EMAIL = "admin@immichcheck.test"
 DEFAULT_ADMIN_NAME = "Immichcheck Admin"
 
-BASE_QUEUES = (
-    "thumbnailGeneration",
-    "metadataExtraction",
-    "videoConversion",
-    "faceDetection",
-    "facialRecognition",
-    "smartSearch",
-    "duplicateDetection",
-    "backgroundTask",
-    "storageTemplateMigration",
-    "migration",
-    "search",
-    "sidecar",
-    "library",
-    "notifications",
-    "backupDatabase",
-)
-V27_QUEUES = ("editor", "ocr", "workflow")
+BASE_QUEUES = tuple(q for q in QUEUE_NAMES if q not in QUEUES_ADDED_IN_V2_7)
+V27_QUEUES = QUEUES_ADDED_IN_V2_7
 
 IMAGE_EXTENSIONS = (
     ".3fr", ".ari", ".arw", ".avif", ".bmp", ".cap", ".cin", ".cr2", ".cr3", ".crw", ".dcr",
