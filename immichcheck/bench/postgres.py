@@ -115,7 +115,8 @@ async def connect(
     target: PostgresTarget, *, readonly: bool = False, timeout: float = CONNECT_TIMEOUT
 ) -> Any:
     """An asyncpg connection; `readonly` makes every transaction READ ONLY with a timeout."""
-    import asyncpg
+    from immichcheck.probes import ProbeError
+    from immichcheck.probes.postgres import connect_postgres
 
     server_settings = {
         "application_name": "immichcheck-bench",
@@ -125,16 +126,14 @@ async def connect(
         # Enforced by the server: any write in this session fails.
         server_settings["default_transaction_read_only"] = "on"
     try:
-        return await asyncpg.connect(
+        return await connect_postgres(
             target.dsn,
             timeout=timeout,
             command_timeout=timeout * 6,
             server_settings=server_settings,
         )
-    except Exception as exc:
-        from immichcheck.probes.postgres import describe_postgres_exception
-
-        raise PostgresBenchError(describe_postgres_exception(exc, target.dsn)) from exc
+    except ProbeError as exc:
+        raise PostgresBenchError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- wire protocol
@@ -485,13 +484,13 @@ async def query_arguments(
         "postgres.checksum_lookup": [(owner, checksum) for checksum in checksums],
     }
     if "postgres.vector_search" in queries:
-        import asyncpg
+        from immichcheck.probes.postgres import postgres_error
 
         try:
             vectors = await connection.fetch(
                 f"SELECT embedding::text AS v FROM {tables.smart_search} LIMIT 32"
             )
-        except asyncpg.PostgresError:
+        except postgres_error():
             vectors = []  # an embedding type we cannot read as text: no vector workload
         arguments["postgres.vector_search"] = [(row["v"],) for row in vectors]
     return arguments
@@ -777,7 +776,7 @@ class PostgresSuite:
         timing: Timing,
         levels: Sequence[int],
     ) -> list[BenchmarkResult]:
-        import asyncpg
+        from immichcheck.probes.postgres import postgres_error
 
         queries = read_queries(tables)
         arguments = await query_arguments(connection, tables, queries)
@@ -788,7 +787,7 @@ class PostgresSuite:
                 continue
             try:
                 await connection.prepare(query)
-            except asyncpg.PostgresError as exc:
+            except postgres_error() as exc:
                 # e.g. pgvecto.rs' `vectors` type instead of pgvector's: say so in the table.
                 recorder = LatencyRecorder()
                 recorder.record_error(f"cannot run here: {exc}"[:200])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,16 +67,39 @@ def describe_postgres_exception(exc: BaseException, dsn: str) -> str:
     return f"{type(exc).__name__} talking to {where}: {exc}"
 
 
+def postgres_error() -> type[Exception]:
+    """asyncpg's PostgresError (the server refused a statement), for `except postgres_error():`."""
+    import asyncpg
+
+    return asyncpg.PostgresError
+
+
+async def connect_postgres(
+    dsn: str,
+    *,
+    timeout: float,
+    command_timeout: float | None = None,
+    server_settings: Mapping[str, str] | None = None,
+) -> Any:
+    """An asyncpg connection; ProbeError with one line (never the password) when it fails."""
+    import asyncpg
+
+    try:
+        return await asyncpg.connect(
+            dsn,
+            timeout=timeout,
+            command_timeout=timeout if command_timeout is None else command_timeout,
+            server_settings=dict(server_settings) if server_settings else None,
+        )
+    except Exception as exc:
+        raise ProbeError(describe_postgres_exception(exc, dsn)) from exc
+
+
 async def postgres_facts(
     dsn: str, timeout: float, settings: Sequence[str] = COMPARED_SETTINGS
 ) -> dict[str, Any]:
     """Version, extensions, settings, connections, size, tables and indexes of one database."""
-    import asyncpg
-
-    try:
-        connection = await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)
-    except Exception as exc:
-        raise ProbeError(describe_postgres_exception(exc, dsn)) from exc
+    connection = await connect_postgres(dsn, timeout=timeout)
     try:
         return await _gather(connection, settings)
     except Exception as exc:
