@@ -28,8 +28,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.performance_targets import PATH_KEYS, Target, evaluate_targets, path_label
 from immichcheck.records import BenchmarkResult, RunRecord, Status
@@ -47,7 +45,7 @@ from immichcheck.report.model import (
     RunInfo,
     Trend,
 )
-from immichcheck.resources import project_folder
+from immichcheck.resources import load_yaml_file, project_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -200,12 +198,7 @@ def parse_rules(data: Any, source: str) -> RuleSet:
 def load_rules(path: str | os.PathLike[str] | None = None) -> RuleSet:
     """Rules from a YAML file (default: benchmarks/regression-rules.yaml)."""
     file = Path(path) if path else project_folder("benchmarks") / RULES_FILE
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot read rules file {file}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ImmichcheckError(f"rules file {file} is not valid YAML: {exc}") from exc
+    data = load_yaml_file(file, "rules file")
     return parse_rules(data, str(file))
 
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from immichcheck.errors import ImmichcheckError
 from immichcheck.records import BenchmarkResult, RunRecord
 from immichcheck.report.model import (
@@ -29,7 +27,7 @@ from immichcheck.report.model import (
     TARGET_NOT_MEASURED,
     TargetVerdict,
 )
-from immichcheck.resources import project_folder
+from immichcheck.resources import load_yaml_file, project_folder
 
 TARGETS_FILE = "targets.yaml"
 PATH_KEYS = ("path_label", "path")  # storage benchmarks name their path with one of these
@@ -132,12 +130,7 @@ def parse_target(data: Any, where: str) -> Target:
 def load_targets(path: str | os.PathLike[str] | None = None) -> tuple[Target, ...]:
     """Targets from a YAML file (default: benchmarks/targets.yaml)."""
     file = Path(path) if path else project_folder("benchmarks") / TARGETS_FILE
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot read targets file {file}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ImmichcheckError(f"targets file {file} is not valid YAML: {exc}") from exc
+    data = load_yaml_file(file, "targets file")
     if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
         raise ImmichcheckError(f"targets file {file}: expected a top-level 'targets' list")
     targets = tuple(

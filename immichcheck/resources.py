@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from immichcheck.errors import ImmichcheckError
 
@@ -33,3 +34,16 @@ def project_folder(name: str, explicit: str | os.PathLike[str] | None = None) ->
         hint = " (set IMMICHCHECK_HOME or pass the folder explicitly)" if not explicit else ""
         raise ImmichcheckError(f"the {name} folder was not found at {folder}{hint}")
     return folder
+
+
+def load_yaml_file(path: Path, what: str = "") -> Any:
+    """The parsed YAML in `path`; one line naming `what` (e.g. "rules file") when it cannot be."""
+    import yaml
+
+    name = f"{what} {path}" if what else str(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ImmichcheckError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ImmichcheckError(f"{name} is not valid YAML: {exc}") from exc

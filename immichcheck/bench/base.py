@@ -15,11 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from immichcheck.errors import ImmichcheckError
 from immichcheck.records import BenchmarkResult
-from immichcheck.resources import project_folder
+from immichcheck.resources import load_yaml_file, project_folder
 
 WORKLOADS_FILE = "workloads.yaml"
 
@@ -80,12 +78,7 @@ class Profile:
 @lru_cache(maxsize=4)
 def _load_workloads(directory: str) -> Mapping[str, Any]:
     path = Path(directory) / WORKLOADS_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ImmichcheckError(f"{path} is not valid YAML: {exc}") from exc
+    data = load_yaml_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
         raise ImmichcheckError(f"{path} has no 'profiles' mapping")
     return data
