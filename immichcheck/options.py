@@ -1,4 +1,4 @@
-"""Shared click option groups, defined once and reused by every command.
+"""Shared click option groups, defined once and reused by every command, and where output goes.
 
 Every option also reads `IMMICHCHECK_<NAME>` from the environment. Precedence is
 flag > environment > config file (`--config`, TOML) > built-in or manifest-derived default;
@@ -197,6 +197,42 @@ def output_options(formats: tuple[str, ...], default: str) -> Callable[[F], F]:
             help="Write the output to this file ('-' for standard output).",
         ),
     )
+
+
+verdict_files_options = _stack(
+    option(
+        "--rules",
+        type=click.Path(dir_okay=False),
+        help="Regression rules file (default: benchmarks/regression-rules.yaml).",
+    ),
+    option(
+        "--targets",
+        "targets_file",
+        type=click.Path(dir_okay=False),
+        help="Targets file (default: benchmarks/targets.yaml).",
+    ),
+)
+
+
+def write_text_file(path: str, text: str) -> None:
+    """Write `text` to `path` atomically; one line (not a traceback) when that fails."""
+    from pathlib import Path
+
+    from immichcheck.errors import ImmichcheckError
+    from immichcheck.store import atomic_write_text
+
+    try:
+        atomic_write_text(Path(path), text)
+    except OSError as exc:
+        raise ImmichcheckError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def write_output(text: str, destination: str) -> None:
+    """A command's rendered output to standard output ('-') or to the `--output` file."""
+    if destination == "-":
+        click.echo(text, nl=False)
+    else:
+        write_text_file(destination, text)
 
 
 def target_options(func: F) -> F:

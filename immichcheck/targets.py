@@ -10,7 +10,8 @@ unless `--pg-dsn` carries them. Every secret value handled here is registered wi
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -42,6 +43,11 @@ class TargetOptions:
     data_path: str | None = None
     external_url: str | None = None
     ca_file: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TargetOptions:
+        """The options a command parsed (`target_options` and its own ways in) that name a field."""
+        return cls(**{item.name: params[item.name] for item in fields(cls) if item.name in params})
 
     def has_direct_target(self) -> bool:
         """True when something can be checked without a cluster."""

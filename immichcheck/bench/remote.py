@@ -844,17 +844,9 @@ def run_node_command(params: Mapping[str, Any], reports_dir: Path, echo: Echo = 
     text = render_node_result(
         result, str(params.get("output_format") or "table"), single=bool(params.get("node"))
     )
-    output = str(params.get("output") or "-")
-    if output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ImmichcheckError(
-                f"cannot write --output {output}: {exc.strerror or exc}"
-            ) from exc
+    from immichcheck.options import write_output
+
+    write_output(text, str(params.get("output") or "-"))
     suite_errors = [
         f"node {run.node}: suite {name}: {message}"
         for run in result.runs

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.options import option, output_options, store_options, target_options
+from immichcheck.options import (
+    option,
+    output_options,
+    store_options,
+    target_options,
+    write_output,
+)
 
 PROFILES = ("quick", "standard", "full")
 
@@ -207,15 +213,7 @@ def bench(
         for name, reason in outcome.skipped.items():
             text += f"skipped {name}: {reason}\n"
         text += f"saved: {saved}\n"
-    if output == "-":
-        click.echo(text, nl=False)
-    else:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ImmichcheckError(
-                f"cannot write --output {output}: {exc.strerror or exc}"
-            ) from exc
+    write_output(text, output)
     for name, message in outcome.suite_errors.items():
         click.echo(f"immichcheck: error: suite {name}: {message}", err=True)
     return int(ExitCode.UNKNOWN) if outcome.suite_errors else int(ExitCode.OK)

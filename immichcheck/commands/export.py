@@ -7,7 +7,13 @@ from typing import Any
 import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.options import HTTP_URL, option, store_options
+from immichcheck.options import (
+    HTTP_URL,
+    option,
+    store_options,
+    verdict_files_options,
+    write_text_file,
+)
 
 
 @click.command()
@@ -33,17 +39,7 @@ from immichcheck.options import HTTP_URL, option, store_options
     help="Also export the report's verdicts: targets met and regressions against the "
     "previous run (uses --rules and --targets).",
 )
-@option(
-    "--rules",
-    type=click.Path(dir_okay=False),
-    help="Regression rules file (default: benchmarks/regression-rules.yaml).",
-)
-@option(
-    "--targets",
-    "targets_file",
-    type=click.Path(dir_okay=False),
-    help="Targets file (default: benchmarks/targets.yaml).",
-)
+@verdict_files_options
 @option("--job", default="immichcheck", show_default=True, help="Pushgateway job name.")
 @option(
     "--timeout",
@@ -70,10 +66,8 @@ def export(**params: Any) -> int:
       immichcheck_report_regressions{node}    vs the previous run, significant only
     Only the latest run per (node, kind) feeds the check and benchmark series.
     """
-    from pathlib import Path
-
     from immichcheck.formatters.prometheus import render_prometheus
-    from immichcheck.store import atomic_write_text, load_runs
+    from immichcheck.store import load_runs
 
     if not params["prometheus_file"] and not params["pushgateway"]:
         raise ImmichcheckError("nothing to do: give --prometheus FILE and/or --pushgateway URL")
@@ -98,11 +92,7 @@ def export(**params: Any) -> int:
         report = build_report(loaded.runs, loaded.warnings, options)
 
     if params["prometheus_file"]:
-        destination = Path(params["prometheus_file"])
-        try:
-            atomic_write_text(destination, render_prometheus(loaded.runs, report=report))
-        except OSError as exc:
-            raise ImmichcheckError(f"cannot write {destination}: {exc.strerror or exc}") from exc
+        write_text_file(params["prometheus_file"], render_prometheus(loaded.runs, report=report))
 
     if params["pushgateway"]:
         from immichcheck.probes import ProbeError

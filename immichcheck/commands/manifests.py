@@ -9,18 +9,12 @@ from typing import Any
 import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.options import manifests_option, option, output_options
+from immichcheck.options import manifests_option, option, output_options, write_output
 
 
 def _write(text: str, output: str) -> None:
-    """Write text to a file, or to standard output for '-'."""
-    if output == "-":
-        click.echo(text, nl=not text.endswith("\n"))
-        return
-    try:
-        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot write {output}: {exc.strerror or exc}") from None
+    """Write text, ending in a newline, to a file or to standard output for '-'."""
+    write_output(text if text.endswith("\n") else text + "\n", output)
 
 
 @click.group("manifests")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.options import option, output_options, store_options
+from immichcheck.options import (
+    option,
+    output_options,
+    store_options,
+    verdict_files_options,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from immichcheck.records import RunRecord
@@ -48,17 +53,7 @@ def _names(value: str | None, flag: str) -> tuple[str, ...]:
     show_default=True,
     help="Show the trend over the last N runs per node (0: no trends).",
 )
-@option(
-    "--rules",
-    type=click.Path(dir_okay=False),
-    help="Regression rules file (default: benchmarks/regression-rules.yaml).",
-)
-@option(
-    "--targets",
-    "targets_file",
-    type=click.Path(dir_okay=False),
-    help="Targets file (default: benchmarks/targets.yaml).",
-)
+@verdict_files_options
 @output_options(REPORT_FORMATS, "markdown")
 @option(
     "--fail-on",
@@ -132,25 +127,9 @@ def report(**params: Any) -> int:
 
     result = build_report(loaded.runs, loaded.warnings, options)
     text = render_report(result, params["output_format"])
-    _write(text, params["output"])
+    write_output(text, params["output"])
 
     fail_on = params["fail_on"]
     regression = bool(result.regressions) and fail_on in ("regression", "any")
     missed = bool(result.missed_targets) and fail_on in ("target", "any")
     return int(ExitCode.FAILURE if regression or missed else ExitCode.OK)
-
-
-def _write(text: str, destination: str) -> None:
-    """Write to stdout ('-') or atomically to a file; one clear line when that fails."""
-    if destination == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from pathlib import Path
-
-    from immichcheck.store import atomic_write_text
-
-    try:
-        atomic_write_text(Path(destination), text)
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot write {destination}: {exc.strerror or exc}") from exc

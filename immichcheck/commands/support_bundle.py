@@ -73,16 +73,7 @@ def support_bundle(**params: Any) -> int:
     from immichcheck.targets import TargetOptions
 
     expected = load_expected_state(params.get("manifests_dir"))
-    options = TargetOptions(
-        kubeconfig=params.get("kubeconfig"),
-        context=params.get("context"),
-        namespace=params.get("namespace"),
-        server_url=params.get("server_url"),
-        ml_url=params.get("ml_url"),
-        pg_dsn=params.get("pg_dsn"),
-        redis_url=params.get("redis_url"),
-        api_key=params.get("api_key"),
-    )
+    options = TargetOptions.from_params(params)
     settings = BundleSettings(
         tail=params["tail"],
         since_seconds=params["since"],

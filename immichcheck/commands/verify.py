@@ -19,6 +19,7 @@ from immichcheck.options import (
     output_options,
     store_options,
     target_options,
+    write_output,
 )
 
 VERIFY_FORMATS = ("table", "json", "junit", "nagios", "prometheus", "markdown")
@@ -256,24 +257,7 @@ def run_verify_command(params: dict[str, Any]) -> int:
 
     expected = load_expected_state(params.get("manifests_dir"))
     codes = select_codes(load_catalogue(), params["only"], params["skip"])
-    options = TargetOptions(
-        kubeconfig=params.get("kubeconfig"),
-        context=params.get("context"),
-        namespace=params.get("namespace"),
-        server_url=params.get("server_url"),
-        ml_url=params.get("ml_url"),
-        pg_dsn=params.get("pg_dsn"),
-        redis_url=params.get("redis_url"),
-        api_key=params.get("api_key"),
-        port_forward=params["port_forward"],
-        from_dump=params.get("from_dump"),
-        node_ip=params.get("node_ip"),
-        ingress_ip=params.get("ingress_ip"),
-        media_path=params.get("media_path"),
-        data_path=params.get("data_path"),
-        external_url=params.get("external_url"),
-        ca_file=params.get("ca_file"),
-    )
+    options = TargetOptions.from_params(params)
     kube_access = resolve_kube_access(options)
     settings = RunSettings(
         timeout=params["timeout"],
@@ -345,21 +329,5 @@ def run_verify_command(params: dict[str, Any]) -> int:
     destination = params["output"]
     color = destination == "-" and sys.stdout.isatty()
     text = redactor.values(render_verify(record, params["output_format"], color=color))
-    _write(text, destination)
+    write_output(text, destination)
     return int(exit_code_for(outcome.results, params["strict"]))
-
-
-def _write(text: str, destination: str) -> None:
-    """Write to stdout ('-') or a file, one clear line when the file cannot be written."""
-    if destination == "-":
-        click.echo(text, nl=False)
-        return
-    from pathlib import Path
-
-    from immichcheck.errors import ImmichcheckError
-    from immichcheck.store import atomic_write_text
-
-    try:
-        atomic_write_text(Path(destination), text)
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot write {destination}: {exc.strerror or exc}") from exc
