@@ -59,6 +59,20 @@ class Profile:
         own = self.settings.get(suite, {})
         return {**shared, **own}
 
+    def suite_settings(self, suite: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """`defaults`, then the profile's timing, then the keys of the suite's section it knows."""
+        timing = {
+            "warmup_seconds": self.warmup_seconds,
+            "duration_seconds": self.duration_seconds,
+            "concurrency": list(self.concurrency),
+        }
+        own = self.section(suite)
+        return {
+            **defaults,
+            **timing,
+            **{k: v for k, v in own.items() if k in defaults or k in timing},
+        }
+
     @property
     def duration_seconds(self) -> float:
         """Measured time per workload step."""

@@ -549,17 +549,7 @@ class ConnectClient:
 
 def postgres_settings(ctx: BenchContext) -> dict[str, Any]:
     """The profile's `postgres` section over the defaults."""
-    section = ctx.profile.section("postgres")
-    timing = {
-        "warmup_seconds": ctx.profile.warmup_seconds,
-        "duration_seconds": ctx.profile.duration_seconds,
-        "concurrency": list(ctx.profile.concurrency),
-    }
-    return {
-        **DEFAULTS,
-        **timing,
-        **{k: v for k, v in section.items() if k in DEFAULTS or k in timing},
-    }
+    return ctx.profile.suite_settings("postgres", DEFAULTS)
 
 
 def check_free_disk(ctx: BenchContext, needed: int) -> str | None:

@@ -403,17 +403,7 @@ def wait_for_rewrite(control: RedisControl, timeout: float = 60.0) -> None:
 
 def redis_settings(ctx: BenchContext) -> dict[str, Any]:
     """The profile's `redis` section over the defaults."""
-    section = ctx.profile.section("redis")
-    timing = {
-        "warmup_seconds": ctx.profile.warmup_seconds,
-        "duration_seconds": ctx.profile.duration_seconds,
-        "concurrency": list(ctx.profile.concurrency),
-    }
-    return {
-        **DEFAULTS,
-        **timing,
-        **{k: v for k, v in section.items() if k in DEFAULTS or k in timing},
-    }
+    return ctx.profile.suite_settings("redis", DEFAULTS)
 
 
 class RedisSuite:
