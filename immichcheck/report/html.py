@@ -24,15 +24,20 @@ from immichcheck.report.model import (
     Trend,
 )
 from immichcheck.report.text import (
+    DISTRIBUTION_COLUMNS,
+    LATEST_RUN_COLUMNS,
     distribution_metrics,
+    distribution_row,
     format_change,
     format_noise,
     format_seconds,
     format_value,
     headline,
+    latest_run_row,
     metric_title,
     ordered_changes,
-    pair_difference,
+    pair_columns,
+    pair_row,
     series_name,
 )
 
@@ -292,18 +297,8 @@ def _pairs_html(kind: str, title: str, pairs: Sequence[PairComparison]) -> list[
                 out.append(f"<h3>{escape(metric_title(metric))}</h3>{chart}")
         out.append(
             _table(
-                ["Series", "Metric", left, right, "Difference", "Noise"],
-                [
-                    [
-                        escape(series_name(p.workload, p.parameters)),
-                        escape(metric_title(p.metric)),
-                        escape(format_value(p.metric, p.left)),
-                        escape(format_value(p.metric, p.right)),
-                        escape(pair_difference(p)),
-                        escape(format_noise(p.noise)),
-                    ]
-                    for p in rows
-                ],
+                pair_columns(left, right),
+                [[escape(cell) for cell in pair_row(p)] for p in rows],
                 {2, 3, 5},
             )
         )
@@ -326,20 +321,8 @@ def render_html(report: Report) -> str:
         body.append('<section id="latest"><h2>Latest runs</h2>')
         body.append(
             _table(
-                ["Node", "Kind", "Run", "Started", "Benchmarks", "Checks", "Tags"],
-                [
-                    [
-                        escape(r.node),
-                        escape(r.kind),
-                        escape(r.run_id),
-                        escape(r.started_at),
-                        str(r.benchmarks),
-                        escape(", ".join(f"{k} {v}" for k, v in sorted(r.check_counts.items())))
-                        or "-",
-                        escape(", ".join(r.tags)) or "-",
-                    ]
-                    for r in report.latest
-                ],
+                LATEST_RUN_COLUMNS,
+                [[escape(cell) for cell in latest_run_row(r)] for r in report.latest],
                 {4},
             )
         )
@@ -448,25 +431,8 @@ def render_html(report: Report) -> str:
             body.append(f"<h3>{escape(node)}</h3>{distribution_chart(node, items)}")
         body.append(
             _table(
-                [
-                    "Node",
-                    "Series",
-                    "Samples",
-                    "p50",
-                    "p90",
-                    "p95",
-                    "p99",
-                    "p99.9",
-                    "max",
-                    "Throughput",
-                    "Errors",
-                ],
-                [
-                    [escape(d.node), escape(series_name(d.workload, d.parameters)), f"{d.count:,}"]
-                    + [escape(format_value(m, v)) for m, v in distribution_metrics(d)]
-                    + [escape(format_value("throughput", d.throughput)), str(d.errors)]
-                    for d in report.distributions
-                ],
+                DISTRIBUTION_COLUMNS,
+                [[escape(cell) for cell in distribution_row(d)] for d in report.distributions],
                 set(range(2, 11)),
             )
         )

@@ -11,14 +11,18 @@ from immichcheck.report.model import (
     Report,
 )
 from immichcheck.report.text import (
-    distribution_metrics,
+    DISTRIBUTION_COLUMNS,
+    LATEST_RUN_COLUMNS,
+    distribution_row,
     format_change,
     format_noise,
     format_value,
     headline,
+    latest_run_row,
     metric_title,
     ordered_changes,
-    pair_difference,
+    pair_columns,
+    pair_row,
     series_name,
     sparkline,
 )
@@ -53,20 +57,7 @@ def _pairs_section(title: str, pairs: Sequence[PairComparison]) -> list[str]:
         if rows[0].kind == "path":
             heading += f" (on {node})"
         lines += [heading, ""]
-        lines += _table(
-            ["Series", "Metric", left, right, "Difference", "Noise"],
-            [
-                [
-                    series_name(p.workload, p.parameters),
-                    metric_title(p.metric),
-                    format_value(p.metric, p.left),
-                    format_value(p.metric, p.right),
-                    pair_difference(p),
-                    format_noise(p.noise),
-                ]
-                for p in rows
-            ],
-        )
+        lines += _table(pair_columns(left, right), [pair_row(p) for p in rows])
     return lines
 
 
@@ -84,21 +75,7 @@ def render_markdown(report: Report) -> str:
 
     if report.latest:
         lines += ["## Latest runs", ""]
-        lines += _table(
-            ["Node", "Kind", "Run", "Started", "Benchmarks", "Checks", "Tags"],
-            [
-                [
-                    r.node,
-                    r.kind,
-                    r.run_id,
-                    r.started_at,
-                    str(r.benchmarks),
-                    ", ".join(f"{k} {v}" for k, v in sorted(r.check_counts.items())) or "-",
-                    ", ".join(r.tags) or "-",
-                ]
-                for r in report.latest
-            ],
-        )
+        lines += _table(LATEST_RUN_COLUMNS, [latest_run_row(r) for r in report.latest])
     if report.failing_checks:
         lines += ["## Checks not passing", ""]
         lines += _table(
@@ -193,27 +170,7 @@ def render_markdown(report: Report) -> str:
 
     if report.distributions:
         lines += ["## Latest latency distributions", ""]
-        lines += _table(
-            [
-                "Node",
-                "Series",
-                "Samples",
-                "p50",
-                "p90",
-                "p95",
-                "p99",
-                "p99.9",
-                "max",
-                "Throughput",
-                "Errors",
-            ],
-            [
-                [d.node, series_name(d.workload, d.parameters), f"{d.count:,}"]
-                + [format_value(m, v) for m, v in distribution_metrics(d)]
-                + [format_value("throughput", d.throughput), str(d.errors)]
-                for d in report.distributions
-            ],
-        )
+        lines += _table(DISTRIBUTION_COLUMNS, [distribution_row(d) for d in report.distributions])
 
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]

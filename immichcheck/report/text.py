@@ -14,6 +14,7 @@ from immichcheck.report.model import (
     Distribution,
     PairComparison,
     Report,
+    RunInfo,
     metric_unit,
 )
 
@@ -167,3 +168,59 @@ def pair_difference(pair: PairComparison) -> str:
     if not pair.better:
         return f"within noise ({format_ratio(factor)})"
     return f"{pair.better} {format_ratio(factor)} faster"
+
+
+# Tables whose cells are the same text in every format (HTML escapes them, Markdown pipes).
+LATEST_RUN_COLUMNS = ("Node", "Kind", "Run", "Started", "Benchmarks", "Checks", "Tags")
+DISTRIBUTION_COLUMNS = (
+    "Node",
+    "Series",
+    "Samples",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p99.9",
+    "max",
+    "Throughput",
+    "Errors",
+)
+
+
+def latest_run_row(run: RunInfo) -> list[str]:
+    """One row of the latest-runs table, cells in LATEST_RUN_COLUMNS order."""
+    return [
+        run.node,
+        run.kind,
+        run.run_id,
+        run.started_at,
+        str(run.benchmarks),
+        ", ".join(f"{k} {v}" for k, v in sorted(run.check_counts.items())) or "-",
+        ", ".join(run.tags) or "-",
+    ]
+
+
+def pair_columns(left: str, right: str) -> list[str]:
+    """Header of a node-vs-node or path-vs-path table."""
+    return ["Series", "Metric", left, right, "Difference", "Noise"]
+
+
+def pair_row(pair: PairComparison) -> list[str]:
+    """One row of a node-vs-node or path-vs-path table, cells in pair_columns order."""
+    return [
+        series_name(pair.workload, pair.parameters),
+        metric_title(pair.metric),
+        format_value(pair.metric, pair.left),
+        format_value(pair.metric, pair.right),
+        pair_difference(pair),
+        format_noise(pair.noise),
+    ]
+
+
+def distribution_row(item: Distribution) -> list[str]:
+    """One row of the latency-distributions table, cells in DISTRIBUTION_COLUMNS order."""
+    return (
+        [item.node, series_name(item.workload, item.parameters), f"{item.count:,}"]
+        + [format_value(m, v) for m, v in distribution_metrics(item)]
+        + [format_value("throughput", item.throughput), str(item.errors)]
+    )
