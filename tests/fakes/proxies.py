@@ -17,19 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import ipaddress
 import ssl
-import tempfile
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tests.fakes.tls import make_ca, make_server_certificate
 
 NGINX_413 = (
     b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
@@ -264,10 +259,6 @@ class ReverseProxy:
 # Certificates -----------------------------------------------------------------------------
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def make_certificate(
     folder: Path,
     *,
@@ -278,69 +269,16 @@ def make_certificate(
     now = datetime.datetime.now(datetime.UTC)
     not_after = now + datetime.timedelta(days=days_left)
     not_before = min(now, not_after) - datetime.timedelta(days=90)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("immichcheck-access-test-ca"))
-        .issuer_name(_name("immichcheck-access-test-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=365))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    alternative: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            alternative.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            alternative.append(x509.DNSName(name))
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    year = datetime.timedelta(days=365)
+    ca_key, ca_cert = make_ca("immichcheck-access-test-ca", now - year, now + year)
+    certificate = make_server_certificate(
+        ca_key,
+        ca_cert,
+        common_name=names[0],
+        names=names,
+        not_before=not_before,
+        not_after=not_after,
     )
     ca_file = folder / "ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory() as scratch:
-        chain = Path(scratch) / "chain.pem"
-        key_file = Path(scratch) / "key.pem"
-        chain.write_bytes(
-            leaf.public_bytes(serialization.Encoding.PEM)
-            + ca_cert.public_bytes(serialization.Encoding.PEM)
-        )
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context.load_cert_chain(chain, key_file)
-    return ca_file, context, not_after
+    ca_file.write_bytes(certificate.ca_pem)
+    return ca_file, certificate.server_context(), not_after

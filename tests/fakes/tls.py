@@ -45,19 +45,19 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-@functools.cache
-def loopback_certificate() -> LoopbackCertificate:
-    """One CA + server certificate per process (EC P-256: milliseconds to make)."""
-    now = datetime.datetime.now(datetime.UTC)
+def make_ca(
+    common_name: str, not_before: datetime.datetime, not_after: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA (EC P-256) that may sign server certificates."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("immichcheck-fake-ca"))
-        .issuer_name(_name("immichcheck-fake-ca"))
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -75,21 +75,35 @@ def loopback_certificate() -> LoopbackCertificate:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca_cert
+
+
+def make_server_certificate(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    *,
+    common_name: str,
+    names: tuple[str, ...],
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+) -> LoopbackCertificate:
+    """A server certificate for `names` (IP addresses or DNS names) signed by the CA, as PEM."""
+    alternative: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternative.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternative.append(x509.DNSName(name))
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
+        .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
         )
@@ -103,4 +117,21 @@ def loopback_certificate() -> LoopbackCertificate:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
+    )
+
+
+@functools.cache
+def loopback_certificate() -> LoopbackCertificate:
+    """One CA + server certificate per process (EC P-256: milliseconds to make)."""
+    now = datetime.datetime.now(datetime.UTC)
+    not_before = now - datetime.timedelta(minutes=5)
+    not_after = now + datetime.timedelta(days=2)
+    ca_key, ca_cert = make_ca("immichcheck-fake-ca", not_before, not_after)
+    return make_server_certificate(
+        ca_key,
+        ca_cert,
+        common_name="kube-apiserver",
+        names=("127.0.0.1", "localhost"),
+        not_before=not_before,
+        not_after=not_after,
     )
