@@ -342,16 +342,6 @@ def _give_to(path: Path, user: ServiceUser, mode: int) -> None:
         ) from exc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _server_pids(stack_dir: Path) -> list[int]:
     """PIDs of servers a stack folder's pid files name (postmaster.pid, redis.pid)."""
     pids = []
@@ -367,6 +357,8 @@ def sweep_stale_stacks(parent: Path) -> list[Path]:
     Only folders named `immichcheck-local-*` that hold our owner file are touched, and only
     when the owning process is gone.
     """
+    import psutil
+
     removed = []
     with contextlib.suppress(OSError):
         for folder in parent.glob(STACK_PREFIX + "*"):
@@ -375,7 +367,7 @@ def sweep_stale_stacks(parent: Path) -> list[Path]:
                 owner = int(owner_file.read_text().strip())
             except (OSError, ValueError):
                 continue
-            if _pid_alive(owner):
+            if psutil.pid_exists(owner):
                 continue
             for pid in _server_pids(folder):
                 with contextlib.suppress(OSError):

@@ -191,19 +191,10 @@ def filesystem_notes(label: str, facts: FilesystemFacts) -> list[str]:
 # --- scratch folders ---------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftover_scratch(path: Path, *, now: float | None = None) -> list[Path]:
     """Remove `.immichcheck-bench-*` folders that a marker proves are ours and abandoned."""
+    import psutil
+
     now = time.time() if now is None else now
     removed: list[Path] = []
     host = socket.gethostname()
@@ -221,9 +212,9 @@ def remove_leftover_scratch(path: Path, *, now: float | None = None) -> list[Pat
             continue
         same_host = info.get("host") == host
         pid = info.get("pid")
-        abandoned = (same_host and isinstance(pid, int) and not _pid_alive(pid)) or now - float(
-            info.get("created", now)
-        ) > STALE_FOREIGN_SECONDS
+        abandoned = (
+            same_host and isinstance(pid, int) and not psutil.pid_exists(pid)
+        ) or now - float(info.get("created", now)) > STALE_FOREIGN_SECONDS
         if abandoned:
             shutil.rmtree(candidate, ignore_errors=True)
             if not candidate.exists():
