@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from immichcheck.checks import COMPONENTS
 from immichcheck.records import CheckResult, RunRecord, Status
 
-COMPONENT_ORDER: tuple[str, ...] = (
-    "cluster",
-    "postgres",
-    "redis",
-    "ml",
-    "server",
-    "storage",
-    "access",
-)
+COMPONENT_ORDER = COMPONENTS  # the catalogue's order: cluster first, access last
 COMPONENT_TITLES = {
     "cluster": "Cluster",
     "postgres": "PostgreSQL",
