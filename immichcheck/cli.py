@@ -90,6 +90,9 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
             for name, command in loaded.items()
             if isinstance(command, click.Group)
         }
+        ctx.default_map = default_map_from_config(
+            config, COMMANDS, {name: list(subs) for name, subs in groups.items()}
+        )
         problems = unknown_config_keys(
             config,
             {name: _param_names(command) for name, command in loaded.items()},
@@ -101,9 +104,6 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ImmichcheckError(f"config file {config_file}: {problems[0]}{more}")
-        ctx.default_map = default_map_from_config(
-            config, COMMANDS, {name: list(subs) for name, subs in groups.items()}
-        )
 
 
 def _param_names(command: click.Command) -> set[str]:

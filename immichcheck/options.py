@@ -7,12 +7,13 @@ click gives the first three in that order (command line, envvar, `default_map`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+
+from immichcheck.redaction import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,14 +30,6 @@ def option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
         attrs["envvar"] = envvar_for(long_names[0].split("/")[0])
     attrs.setdefault("show_envvar", True)
     return click.option(*param_decls, **attrs)
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-
-
-def mask_url_password(text: str) -> str:
-    """`postgresql://immich:PW@host/db` -> `postgresql://immich:***@host/db` (works on garbage)."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 class ServiceURL(click.ParamType):
@@ -62,7 +55,7 @@ class ServiceURL(click.ParamType):
         problem = self._problem(text)
         if problem:
             self.fail(
-                f"{mask_url_password(text)!r} is not {self.what}: {problem} (e.g. {self.example})",
+                f"{redact(text)!r} is not {self.what}: {problem} (e.g. {self.example})",
                 param,
                 ctx,
             )
