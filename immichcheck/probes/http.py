@@ -35,7 +35,10 @@ def describe_http_exception(exc: BaseException, url: str) -> str:
             return f"cannot resolve the host of {url}"
         return f"cannot connect to {url}: {text}"
     if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{url} broke the HTTP protocol: {exc}"
+        # h11 appends the raw bytes it rejected ("illegal status line: bytearray(b'...')"):
+        # noise from a port that is not HTTP, so only the reason before them is kept.
+        reason = str(exc).split(": b", 1)[0].split(": bytearray(", 1)[0][:120]
+        return f"{url} broke the HTTP protocol: {reason}"
     if isinstance(exc, httpx.HTTPError):
         return f"HTTP request to {url} failed: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__} talking to {url}: {exc}"

@@ -56,6 +56,11 @@ def describe_postgres_exception(exc: BaseException, dsn: str) -> str:
         return f"PostgreSQL at {where} is starting up or shutting down: {exc}"
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused at {where}"
+    if isinstance(
+        exc, asyncpg.exceptions.ProtocolError | asyncpg.InternalClientError | BufferError
+    ) or (isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc)):
+        # Answers that are not PostgreSQL messages: some other service listens on that port.
+        return f"{where} does not answer in the PostgreSQL protocol (is that the PostgreSQL port?)"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host of {where} ({exc.strerror})"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):

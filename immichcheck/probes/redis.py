@@ -45,6 +45,9 @@ def describe_redis_exception(exc: BaseException, url: str) -> str:
         if isinstance(cause, socket.gaierror):
             return f"cannot resolve the host of {where}"
         return f"cannot connect to Redis at {where}: {exc}"
+    if isinstance(exc, errors.InvalidResponse | UnicodeDecodeError):
+        # The exception quotes the raw bytes it choked on: a screenful of noise, not a reason.
+        return f"{where} does not answer in the Redis protocol (is that the Redis port?)"
     if isinstance(exc, errors.RedisError):
         return f"Redis error at {where}: {exc}"
     return f"{type(exc).__name__} talking to Redis at {where}: {exc}"
