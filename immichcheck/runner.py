@@ -27,7 +27,14 @@ from immichcheck.checks import (
 )
 from immichcheck.errors import ExitCode
 from immichcheck.probes import ProbeError, ProbeSkipped
-from immichcheck.records import CheckResult, Status
+from immichcheck.records import (
+    CheckResult,
+    HostFacts,
+    JSONValue,
+    RunRecord,
+    Status,
+    new_run_id,
+)
 from immichcheck.redaction import Redactor
 
 DEFAULT_TIMEOUT = 3.0
@@ -402,6 +409,35 @@ class VerifyOutcome:
     started: float
     finished: float
     reached: dict[str, str]
+
+
+def verify_run_record(
+    outcome: VerifyOutcome,
+    *,
+    node: str,
+    host: HostFacts,
+    tags: Sequence[str],
+    settings: Mapping[str, JSONValue],
+) -> RunRecord:
+    """The run record of one verify (what `verify` saves and the support bundle holds)."""
+    from datetime import UTC, datetime
+
+    from immichcheck import __version__
+
+    started = datetime.fromtimestamp(outcome.started, UTC)
+    return RunRecord(
+        run_id=new_run_id(started),
+        kind="verify",
+        started_at=started,
+        finished_at=datetime.fromtimestamp(outcome.finished, UTC),
+        node=node,
+        host=host,
+        tool_version=__version__,
+        service_versions=outcome.service_versions,
+        checks=tuple(outcome.results),
+        tags=tuple(tags),
+        settings=settings,
+    )
 
 
 def service_versions(outcomes: Mapping[str, ProbeOutcome]) -> dict[str, str]:

@@ -301,8 +301,7 @@ async def _collect(
     from immichcheck.hostfacts import host_facts
     from immichcheck.manifests import load_manifest_documents
     from immichcheck.probes import kube, kube_logs
-    from immichcheck.records import RunRecord, new_run_id
-    from immichcheck.runner import RunSettings
+    from immichcheck.runner import RunSettings, verify_run_record
     from immichcheck.runner import verify as run_verify
     from immichcheck.targets import NOT_SECRET_KEYS, Targets, resolve_kube_access
 
@@ -345,16 +344,10 @@ async def _collect(
         return Targets(options, expected, kube_access, timeout, redactor, snapshot)
 
     outcome = await run_verify(select_codes(load_catalogue()), make_targets, run_settings)
-    record = RunRecord(
-        run_id=new_run_id(datetime.fromtimestamp(outcome.started, UTC)),
-        kind="verify",
-        started_at=datetime.fromtimestamp(outcome.started, UTC),
-        finished_at=datetime.fromtimestamp(outcome.finished, UTC),
+    record = verify_run_record(
+        outcome,
         node=expected.node,
         host=host_facts(),
-        tool_version=__version__,
-        service_versions=outcome.service_versions,
-        checks=tuple(outcome.results),
         tags=("support-bundle",),
         settings={"namespace": namespace, "reached": outcome.reached},
     )

@@ -243,14 +243,12 @@ def run_verify_command(params: dict[str, Any]) -> int:
     """Everything `verify` does after parsing: run, save, render, exit code."""
     import asyncio
 
-    from immichcheck import __version__
     from immichcheck.checks import load_catalogue, select_codes
     from immichcheck.formatters.verify import render_verify
     from immichcheck.hostfacts import host_facts
     from immichcheck.manifests import load_expected_state
-    from immichcheck.records import RunRecord, new_run_id
     from immichcheck.redaction import Redactor
-    from immichcheck.runner import RunSettings, exit_code_for, print_progress
+    from immichcheck.runner import RunSettings, exit_code_for, print_progress, verify_run_record
     from immichcheck.runner import verify as run
     from immichcheck.store import save_run
     from immichcheck.targets import TargetOptions, Targets, resolve_kube_access
@@ -296,19 +294,11 @@ def run_verify_command(params: dict[str, Any]) -> int:
                 progress=print_progress,
             )
         )
-    from datetime import UTC, datetime
-
-    record = RunRecord(
-        run_id=new_run_id(datetime.fromtimestamp(outcome.started, UTC)),
-        kind="verify",
-        started_at=datetime.fromtimestamp(outcome.started, UTC),
-        finished_at=datetime.fromtimestamp(outcome.finished, UTC),
+    record = verify_run_record(
+        outcome,
         node=expected.node,
         host=host.result(),
-        tool_version=__version__,
-        service_versions=outcome.service_versions,
-        checks=tuple(outcome.results),
-        tags=tuple(params["tags"]),
+        tags=params["tags"],
         settings=redactor.data(
             {
                 "namespace": options.namespace or expected.namespace,
