@@ -104,6 +104,21 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ImmichcheckError(f"config file {config_file}: {problems[0]}{more}")
+        for name, command in loaded.items():
+            _listify_repeatable(command, ctx.default_map.get(name, {}))
+
+
+def _listify_repeatable(command: click.Command, defaults: dict[str, Any]) -> None:
+    """`only = "postgres"` in TOML means one value of a repeatable option (click wants a list)."""
+    for param in command.params:
+        value = defaults.get(param.name or "")
+        if getattr(param, "multiple", False) and isinstance(value, str | int | float):
+            defaults[param.name or ""] = [value]
+    if isinstance(command, click.Group):
+        for sub_name, sub in command.commands.items():
+            sub_defaults = defaults.get(sub_name)
+            if isinstance(sub_defaults, dict):
+                _listify_repeatable(sub, sub_defaults)
 
 
 def _param_names(command: click.Command) -> set[str]:

@@ -155,6 +155,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         "unknown-section.toml": "[nosuch]\ntimeout = 1\n",
         "unknown-key.toml": "[verify]\ntime_out = 1\n",
         "bad-value.toml": '[verify]\ntimeout = "abc"\n',
+        "manifests-dir.toml": f'manifests_dir = "{root / "no-manifests"}"\n',
+        "one-string.toml": '[verify]\nonly = "server"\ntags = "nightly"\nno_save = true\n',
         "rules.yaml": "- just\n- a list\n",
     }
     for name, text in texts.items():
@@ -339,6 +341,12 @@ LINE_CASES = [
         "config-bad-value",
         lambda s: ["--config", s.path("bad-value.toml"), "verify"],
         ("--timeout", "from the --config file", "'abc'"),
+    ),
+    LineCase(
+        # A top-level key reaches a group's subcommand (click reads only the subcommand's map).
+        "config-top-level-key-reaches-manifests-list",
+        lambda s: ["--config", s.path("manifests-dir.toml"), "manifests", "list"],
+        ("no-manifests",),
     ),
     LineCase(
         "config-missing-file",
@@ -713,3 +721,16 @@ def test_ctrl_c_exits_130_without_a_traceback(scene: Scene) -> None:
     assert process.returncode == 130
     assert err.strip() == "immichcheck: interrupted"
     assert "Traceback" not in err and out == ""
+
+
+def test_config_string_for_a_repeatable_option(scene: Scene) -> None:
+    outcome = immichcheck(
+        ["--config", scene.path("one-string.toml"), "verify", "--format", "json",
+         "--timeout", "0.5", "--server-url", f"http://127.0.0.1:{scene.closed_port}"],
+        scene.root,
+    )  # fmt: skip
+    assert_clean(outcome)
+    assert outcome.code == 3
+    record = json.loads(outcome.out)
+    assert {result["component"] for result in record["checks"]} == {"server"}
+    assert record["tags"] == ["nightly"]
