@@ -150,6 +150,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         "unreachable.kubeconfig": _kubeconfig(f"https://127.0.0.1:{closed_port}"),
         "not-json.dump": "NAME   READY   STATUS\nimmich-server-0   1/1   Running\n",
         "damaged.json": json.dumps({"kind": "List", "items": 5}),
+        "bad-metadata.json": json.dumps([{"kind": "Pod", "metadata": "immich-server-0"}]),
         "plain-file": "not a folder\n",
         "broken.toml": "[verify\ntimeout = ",
         "unknown-section.toml": "[nosuch]\ntimeout = 1\n",
@@ -286,6 +287,11 @@ LINE_CASES = [
         "from-dump-damaged-list",
         lambda s: ["verify", "--no-save", "--from-dump", s.path("damaged.json")],
         ("holds no Kubernetes objects",),
+    ),
+    LineCase(
+        "from-dump-metadata-not-a-mapping",
+        lambda s: ["verify", "--no-save", "--from-dump", s.path("bad-metadata.json")],
+        ("object 1 (Pod) has metadata that is not a mapping",),
     ),
     LineCase(
         "pg-dsn-port-out-of-range",

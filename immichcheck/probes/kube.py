@@ -433,9 +433,15 @@ def snapshot_from_dump(path: str | Path, namespace: str) -> Snapshot:
     for kind in (*LISTED_KINDS, "Secret"):
         snapshot.objects[kind] = []
     namespaces_seen = False
-    for item in items:
+    for index, item in enumerate(items, 1):
         kind = str(item.get("kind", ""))
         metadata = item.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            # kubectl never writes this: a hand-edited or damaged file, named before it runs.
+            raise ImmichcheckError(
+                f"dump {file}: object {index} ({kind or 'no kind'}) has metadata that is not "
+                "a mapping"
+            )
         if kind == "Namespace":
             namespaces_seen = True
             if metadata.get("name") == namespace:
