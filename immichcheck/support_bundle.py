@@ -505,7 +505,8 @@ def destination(output: str | os.PathLike[str], moment: datetime) -> Path:
     if path.is_dir():
         return path / default_name(moment)
     if not path.parent.is_dir():
-        raise ImmichcheckError(f"cannot write {path}: folder {path.parent} does not exist")
+        why = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise ImmichcheckError(f"cannot write {path}: {path.parent} {why}")
     return path
 
 

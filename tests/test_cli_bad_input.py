@@ -318,6 +318,17 @@ LINE_CASES = [
     ),
     LineCase("node-ip-bad-port", lambda s: ["verify", "--node-ip", "abc:def"], ("HOST[:PORT]",)),
     LineCase(
+        "support-bundle-output-under-a-file",
+        lambda s: [
+            "support-bundle",
+            "--server-url",
+            f"http://127.0.0.1:{s.closed_port}",
+            "--output",
+            s.path("plain-file") + "/bundle.tar.gz",
+        ],
+        ("cannot write", "plain-file is a file, not a folder"),
+    ),
+    LineCase(
         "support-bundle-timeout-negative",
         lambda s: ["support-bundle", "--timeout", "-1"],
         ("--timeout", "not in the range"),
