@@ -516,11 +516,6 @@ class LocalPostgres:
         """postgresql:// URL with the password (never print it)."""
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
-    @property
-    def safe_dsn(self) -> str:
-        """The DSN with the password masked, for messages."""
-        return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
-
     def stop(self) -> None:
         """Fast shutdown (SIGINT: abort transactions, checkpoint, exit)."""
         self.server.stop()

@@ -33,7 +33,6 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 BENCH_JOB_TEMPLATE_CONFIGMAP = "immichcheck-bench-job-template"
 BENCH_JOB_TEMPLATE_KEY = "job.yaml"
 # The two secrets the README has users create by hand; they are never in the manifests.
-MANUAL_SECRETS = ("immich-postgres-secret", "immich-server-secret")
 _SKIPPED_FILES = {"kustomization.yaml", "kustomization.yml"}
 # libyaml's loader is about ten times faster; verify calls this at start-up.
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -185,10 +184,6 @@ class ExpectedState:
         if key == "redis":
             return f"redis://{host}:{port}/0"
         return f"http://{host}:{port}"
-
-    def documents_of_kind(self, kind: str) -> list[dict[str, Any]]:
-        """The raw objects of one kind, in file order."""
-        return [obj for obj in self.objects if obj.get("kind") == kind]
 
 
 def _container_port_name(state: ExpectedState, spec: ComponentSpec) -> str | None:

@@ -98,12 +98,6 @@ def _load_workloads(directory: str) -> Mapping[str, Any]:
     return data
 
 
-def profile_names(benchmarks_dir: str | Path | None = None) -> list[str]:
-    """Names of the profiles defined in benchmarks/workloads.yaml."""
-    folder = project_folder("benchmarks", benchmarks_dir)
-    return list(_load_workloads(str(folder))["profiles"])
-
-
 def load_profile(name: str, benchmarks_dir: str | Path | None = None) -> Profile:
     """One profile by name; an unknown name is a clear error listing the known ones."""
     folder = project_folder("benchmarks", benchmarks_dir)

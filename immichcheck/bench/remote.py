@@ -54,8 +54,6 @@ STUCK_WAITING_REASONS = (
     "CreateContainerError",
     "RunContainerError",
 )
-# Options of `bench` that describe this machine or carry secrets: never sent to a Job.
-LOCAL_ONLY_OPTIONS = ("--local", "--data-dir", "--path", "--pg-dsn", "--redis-url", "--api-key")
 
 Echo = Callable[[str], None]
 

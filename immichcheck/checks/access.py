@@ -18,7 +18,6 @@ PING = "IC-AC-601"
 INGRESS_FILE = "manifests/09-ingress.yaml"
 BODY_SIZE_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-body-size"
 EXPIRY_WARN_DAYS = 14
-CLOUDFLARE_BODY_LIMIT = 100_000_000  # Free and Pro plans; Business 200 MB, Enterprise 500 MB
 _MODERN_TLS = ("TLSv1.2", "TLSv1.3")
 
 

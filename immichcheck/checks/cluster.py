@@ -19,15 +19,6 @@ _NOT_SECRET_KEYS = frozenset({"username", "user", "database"})
 MIN_SECRET_LENGTH = 16
 MIN_BITS_PER_CHAR = 3.0  # Shannon entropy of the value's characters (random base64 is ~5-6)
 _WEAK_WORDS = ("password", "changeme", "immich", "secret", "postgres", "admin", "123456", "qwerty")
-_BAD_WAITING_REASONS = (
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-)
 RESTART_WARN = 3
 
 

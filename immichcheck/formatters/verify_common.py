@@ -17,13 +17,6 @@ COMPONENT_TITLES = {
     "storage": "Storage",
     "access": "Ways in (NodePort, ingress, external URL)",
 }
-STATUS_ORDER: tuple[Status, ...] = (
-    Status.FAIL,
-    Status.ERROR,
-    Status.WARN,
-    Status.SKIP,
-    Status.PASS,
-)
 
 
 def grouped(results: Sequence[CheckResult]) -> list[tuple[str, list[CheckResult]]]:

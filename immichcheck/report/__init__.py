@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 from immichcheck.report.model import Report
 
-FORMATS = ("markdown", "html", "csv", "json")
-
 
 def render_report(report: Report, output_format: str) -> str:
     """The report in `output_format` (markdown, html, csv or json)."""

@@ -16,8 +16,6 @@ REGRESSION = "regression"
 IMPROVEMENT = "improvement"
 WITHIN_NOISE = "within noise"
 WITHIN_THRESHOLD = "ok"
-NEW_SERIES = "new"
-
 TARGET_MET = "met"
 TARGET_MISSED = "missed"
 TARGET_NOT_MEASURED = "not measured"
