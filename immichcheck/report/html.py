@@ -24,6 +24,7 @@ from immichcheck.report.model import (
     Trend,
 )
 from immichcheck.report.text import (
+    CHANGE_COLUMNS,
     DISTRIBUTION_COLUMNS,
     LATEST_RUN_COLUMNS,
     distribution_metrics,
@@ -385,17 +386,7 @@ def render_html(report: Report) -> str:
         if shown:
             body.append(
                 _table(
-                    [
-                        "Node",
-                        "Series",
-                        "Metric",
-                        "Baseline",
-                        "Latest",
-                        "Change",
-                        "Rule",
-                        "Verdict",
-                        "Noise",
-                    ],
+                    CHANGE_COLUMNS,
                     [
                         [
                             escape(c.node),

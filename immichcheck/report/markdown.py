@@ -11,6 +11,7 @@ from immichcheck.report.model import (
     Report,
 )
 from immichcheck.report.text import (
+    CHANGE_COLUMNS,
     DISTRIBUTION_COLUMNS,
     LATEST_RUN_COLUMNS,
     distribution_row,
@@ -116,17 +117,7 @@ def render_markdown(report: Report) -> str:
         lines += [f"## Changes against the baseline ({report.baseline})", ""]
         if shown:
             lines += _table(
-                [
-                    "Node",
-                    "Series",
-                    "Metric",
-                    "Baseline",
-                    "Latest",
-                    "Change",
-                    "Rule",
-                    "Verdict",
-                    "Noise",
-                ],
+                CHANGE_COLUMNS,
                 [
                     [
                         c.node,

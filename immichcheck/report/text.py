@@ -171,6 +171,17 @@ def pair_difference(pair: PairComparison) -> str:
 
 
 # Tables whose cells are the same text in every format (HTML escapes them, Markdown pipes).
+CHANGE_COLUMNS = (
+    "Node",
+    "Series",
+    "Metric",
+    "Baseline",
+    "Latest",
+    "Change",
+    "Rule",
+    "Verdict",
+    "Noise",
+)
 LATEST_RUN_COLUMNS = ("Node", "Kind", "Run", "Started", "Benchmarks", "Checks", "Tags")
 DISTRIBUTION_COLUMNS = (
     "Node",
