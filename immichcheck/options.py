@@ -7,6 +7,7 @@ click gives the first three in that order (command line, envvar, `default_map`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -74,6 +75,24 @@ class ServiceURL(click.ParamType):
         if self.host_required and parts.scheme.lower() != "unix" and not parts.hostname:
             return "it names no host"
         return ""
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds in a range; `nan` and `inf` are refused (click's FloatRange takes them).
+
+    An infinite timeout is no timeout, and `nan` compares false with everything, so a wait
+    loop bounded by it never ends.
+    """
+
+    name = "SECONDS"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return float(number)
 
 
 class HostPort(click.ParamType):

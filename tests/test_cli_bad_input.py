@@ -240,6 +240,22 @@ LINE_CASES = [
         ("--timeout", "not in the range"),
     ),
     LineCase("wait-not-duration", lambda s: ["verify", "--wait", "abc"], ("not a duration",)),
+    # click's FloatRange takes nan and inf: a timeout that never fires, a --wait that never ends.
+    LineCase("timeout-nan", lambda s: ["verify", "--timeout", "nan"], ("not a finite number",)),
+    LineCase("wait-infinite", lambda s: ["verify", "--wait", "inf"], ("not a finite duration",)),
+    LineCase(
+        "export-timeout-infinite",
+        lambda s: [
+            "export",
+            "--reports-dir",
+            s.path("stored"),
+            "--timeout",
+            "inf",
+            "--pushgateway",
+            f"http://127.0.0.1:{s.silent_port}",
+        ],
+        ("--timeout", "not a finite number"),
+    ),
     LineCase(
         "unknown-flag", lambda s: ["verify", "--bogus-flag"], ("No such option", "--bogus-flag")
     ),

@@ -9,6 +9,7 @@ import click
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.options import (
     HTTP_URL,
+    Seconds,
     option,
     store_options,
     verdict_files_options,
@@ -43,7 +44,7 @@ from immichcheck.options import (
 @option("--job", default="immichcheck", show_default=True, help="Pushgateway job name.")
 @option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=Seconds(min=0.1),
     default=10.0,
     show_default=True,
     help="Seconds to wait for the Pushgateway.",

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from immichcheck.options import option, store_options, target_options
+from immichcheck.options import Seconds, option, store_options, target_options
 
 
 def _since_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -47,7 +47,7 @@ def _since_seconds(ctx: click.Context, param: click.Parameter, value: str | None
 )
 @option(
     "--timeout",
-    type=click.FloatRange(min=0.05),
+    type=Seconds(min=0.05),
     default=5.0,
     show_default=True,
     help="Seconds each read of the cluster or a service may take.",

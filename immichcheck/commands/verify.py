@@ -6,6 +6,7 @@ Heavy imports (asyncio clients, rich, yaml) happen inside the function so `--hel
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ import click
 from immichcheck.options import (
     HOST_PORT,
     HTTP_URL,
+    Seconds,
     option,
     output_options,
     store_options,
@@ -31,9 +33,13 @@ def parse_duration(text: str) -> float:
     """ "90s", "5m", "1h30m", "250ms" or plain seconds -> seconds."""
     value = text.strip().lower()
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # "inf" or "nan": a wait that never ends
+            raise click.BadParameter(f"{text!r} is not a finite duration (e.g. 90s, 5m)")
+        return seconds
     factors = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     position, total = 0, 0.0
     for match in _DURATION_PART.finditer(value):
@@ -187,21 +193,21 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--timeout",
-    type=click.FloatRange(min=0.05),
+    type=Seconds(min=0.05),
     default=3.0,
     show_default=True,
     help="Seconds each probe may take (after its target is known).",
 )
 @option(
     "--inference-timeout",
-    type=click.FloatRange(min=0.05),
+    type=Seconds(min=0.05),
     default=10.0,
     show_default=True,
     help="Seconds the inference may take (a cold model loads first).",
 )
 @option(
     "--slow-inference",
-    type=click.FloatRange(min=0.0),
+    type=Seconds(min=0.0),
     default=1.0,
     show_default=True,
     help="Warn when the inference takes longer than this many seconds.",
