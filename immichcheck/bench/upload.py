@@ -203,6 +203,37 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+@dataclass
+class TrackedUploads:
+    """One run's uploads: each is named and tagged as ours and tracked for the cleanup."""
+
+    client: ImmichAssetClient
+    ledger: UploadLedger
+    created: list[str]
+    run_id: str
+
+    def name(self, suffix: str | int) -> str:
+        """The device asset id of one of this run's assets (found again by its prefix)."""
+        return f"{NAME_PREFIX}{self.run_id}-{suffix}"
+
+    async def send(
+        self, content: bytes | Path, name: str, filename: str, created_at: datetime, **fields: Any
+    ) -> UploadAnswer:
+        """Upload one asset under our device id; a created one is recorded even if cancelled."""
+        return await upload_tracked(
+            self.client,
+            self.ledger,
+            self.created,
+            self.run_id,
+            content,
+            filename=filename,
+            device_asset_id=name,
+            device_id=DEVICE_ID,
+            created_at=_iso(created_at),
+            **fields,
+        )
+
+
 class UploadSuite:
     """Upload throughput, duplicate detection and guaranteed cleanup."""
 
@@ -239,19 +270,18 @@ class UploadSuite:
                 photo = await asyncio.to_thread(
                     images.photo_jpeg, int(section["image_width"]), int(section["image_height"])
                 )
+                uploads = TrackedUploads(client, ledger, created, ctx.run_id)
                 sequence = iter(range(1, 1_000_000))
                 first_upload: tuple[bytes, str] | None = None
                 for level in concurrency:
                     result, first = await self._upload_photos(
-                        ctx, client, ledger, created, photo, sequence, count, level, notes
+                        ctx, uploads, photo, sequence, count, level, notes
                     )
                     results.append(result)
                     first_upload = first_upload or first
                 if video_size > 0:
-                    results.append(
-                        await self._upload_video(ctx, client, ledger, created, video_size, sequence)
-                    )
-                results.append(await self._duplicate(ctx, client, ledger, created, first_upload))
+                    results.append(await self._upload_video(ctx, uploads, video_size, sequence))
+                results.append(await self._duplicate(ctx, uploads, first_upload))
             finally:
                 # Runs on success, on an exception and on cancellation (Ctrl-C): what this
                 # run created must not stay in someone's photo library.
@@ -287,9 +317,7 @@ class UploadSuite:
     async def _upload_photos(
         self,
         ctx: BenchContext,
-        client: ImmichAssetClient,
-        ledger: UploadLedger,
-        created: list[str],
+        uploads: TrackedUploads,
         photo: bytes,
         sequence: Iterator[int],
         count: int,
@@ -314,20 +342,12 @@ class UploadSuite:
                     number = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                name = f"{NAME_PREFIX}{ctx.run_id}-{number}"
+                name = uploads.name(number)
                 data = images.unique_variant(photo, name)
                 begin = time.perf_counter_ns()
                 try:
-                    answer = await upload_tracked(
-                        client,
-                        ledger,
-                        created,
-                        ctx.run_id,
-                        data,
-                        filename=f"{name}.jpg",
-                        device_asset_id=name,
-                        device_id=DEVICE_ID,
-                        created_at=_iso(moment - timedelta(minutes=number)),
+                    answer = await uploads.send(
+                        data, name, f"{name}.jpg", moment - timedelta(minutes=number)
                     )
                 except UploadRequestError as exc:
                     recorder.record_error(str(exc))
@@ -361,16 +381,14 @@ class UploadSuite:
     async def _upload_video(
         self,
         ctx: BenchContext,
-        client: ImmichAssetClient,
-        ledger: UploadLedger,
-        created: list[str],
+        uploads: TrackedUploads,
         size: int,
         sequence: Iterator[int],
     ) -> BenchmarkResult:
         """One video-sized file, streamed from a temporary file so memory stays flat."""
         ctx.progress.step(f"upload.video {size} bytes")
         number = next(sequence)
-        name = f"{NAME_PREFIX}{ctx.run_id}-{number}"
+        name = uploads.name(number)
         recorder = LatencyRecorder()
         free = shutil.disk_usage(tempfile.gettempdir()).free
         if free < size + _TEMP_MARGIN_BYTES:
@@ -384,17 +402,8 @@ class UploadSuite:
             await asyncio.to_thread(_write_random_file, path, size)
             begin = time.perf_counter()
             try:
-                answer = await upload_tracked(
-                    client,
-                    ledger,
-                    created,
-                    ctx.run_id,
-                    path,
-                    filename=path.name,
-                    device_asset_id=name,
-                    device_id=DEVICE_ID,
-                    created_at=_iso(datetime.now(UTC)),
-                    content_type="video/mp4",
+                answer = await uploads.send(
+                    path, name, path.name, datetime.now(UTC), content_type="video/mp4"
                 )
                 if answer.status_code == 201:
                     recorder.record_seconds(time.perf_counter() - begin)
@@ -417,9 +426,7 @@ class UploadSuite:
     async def _duplicate(
         self,
         ctx: BenchContext,
-        client: ImmichAssetClient,
-        ledger: UploadLedger,
-        created: list[str],
+        uploads: TrackedUploads,
         first: tuple[bytes, str] | None,
     ) -> BenchmarkResult:
         """Send an uploaded image again with its checksum: the server must say duplicate."""
@@ -428,21 +435,12 @@ class UploadSuite:
             recorder.record_error("no image was uploaded, so there is nothing to send twice")
             return summarize("upload.duplicate", {}, recorder, 0.0)
         data, original_id = first
-        name = f"{NAME_PREFIX}{ctx.run_id}-duplicate"
+        name = uploads.name("duplicate")
         ctx.progress.step("upload.duplicate")
         begin = time.perf_counter()
         try:
-            answer = await upload_tracked(
-                client,
-                ledger,
-                created,
-                ctx.run_id,
-                data,
-                filename=f"{name}.jpg",
-                device_asset_id=name,
-                device_id=DEVICE_ID,
-                created_at=_iso(datetime.now(UTC)),
-                checksum=images.sha1_hex(data),
+            answer = await uploads.send(
+                data, name, f"{name}.jpg", datetime.now(UTC), checksum=images.sha1_hex(data)
             )
             elapsed = time.perf_counter() - begin
             if answer.status_code == 201:
