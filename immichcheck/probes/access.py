@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from immichcheck.probes import ProbeError, ProbeSkipped
+from immichcheck.probes.http import response_answer
 
 NEW_PING = "/api/server/ping"
 LEGACY_PING = "/api/server-info/ping"
@@ -271,17 +272,8 @@ def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _answer(response: Any, seconds: float) -> dict[str, Any]:
-    try:
-        body: Any = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        body = None
-    return {
-        "status": response.status_code,
-        "json": body,
-        "text": response.text[:_SAMPLE],
-        "seconds": seconds,
-        "headers": _kept_headers({k.lower(): v for k, v in response.headers.items()}),
-    }
+    headers = _kept_headers({k.lower(): v for k, v in response.headers.items()})
+    return {**response_answer(response, seconds, _SAMPLE), "headers": headers}
 
 
 async def _get(client: Any, way: WayIn, path: str) -> dict[str, Any]:

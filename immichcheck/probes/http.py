@@ -56,9 +56,8 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _answer(response: Any, seconds: float) -> dict[str, Any]:
-    """Status, parsed JSON (or None) and a short body sample of one response."""
-    text = response.text
+def response_answer(response: Any, seconds: float, sample: int = _BODY_SAMPLE) -> dict[str, Any]:
+    """Status, parsed JSON (or None) and the first `sample` characters of one httpx response."""
     try:
         body: Any = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
@@ -66,7 +65,7 @@ def _answer(response: Any, seconds: float) -> dict[str, Any]:
     return {
         "status": response.status_code,
         "json": body,
-        "text": text[:_BODY_SAMPLE],
+        "text": response.text[:sample],
         "seconds": seconds,
     }
 
@@ -74,7 +73,7 @@ def _answer(response: Any, seconds: float) -> dict[str, Any]:
 async def _get(client: Any, path: str, **kwargs: Any) -> dict[str, Any]:
     started = time.perf_counter()
     response = await client.get(path, **kwargs)
-    return _answer(response, time.perf_counter() - started)
+    return response_answer(response, time.perf_counter() - started)
 
 
 @functools.cache
@@ -163,7 +162,7 @@ async def ml_text_embedding(base_url: str, timeout: float, model: str) -> dict[s
             seconds = time.perf_counter() - started
         except Exception as exc:
             raise ProbeError(describe_http_exception(exc, f"{base_url}/predict")) from exc
-    answer = _answer(response, seconds)
+    answer = response_answer(response, seconds)
     answer.update(url=base_url, model=model, dimension=None, problem="")
     body = answer["json"]
     if response.status_code != 200:
