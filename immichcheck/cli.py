@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(exc.exit_code))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `immichcheck` or `immichcheck manifests` alone: the help, not an "error: Usage: ..."
+        # wall of text; still exit 3 (nothing ran) and nothing on stdout for a pipe to take.
+        click.echo(exc.format_message(), err=True)
+        sys.exit(int(ExitCode.UNKNOWN))
     except click.ClickException as exc:
         # Usage errors exit 3 (could not run), keeping 2 unambiguous for verify's FAIL.
         click.echo(f"immichcheck: error: {usage_message(exc)}", err=True)

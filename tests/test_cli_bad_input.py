@@ -767,3 +767,11 @@ def test_config_string_for_a_repeatable_option(scene: Scene) -> None:
     record = json.loads(outcome.out)
     assert {result["component"] for result in record["checks"]} == {"server"}
     assert record["tags"] == ["nightly"]
+
+
+@pytest.mark.parametrize("args", [[], ["manifests"]], ids=["no-command", "group-alone"])
+def test_no_command_prints_the_help(args: list[str], scene: Scene) -> None:
+    outcome = immichcheck(args, scene.root)
+    assert_clean(outcome)
+    assert outcome.code == 3 and outcome.out == ""
+    assert outcome.err.startswith("Usage: immichcheck") and "immichcheck: error" not in outcome.err
