@@ -23,10 +23,10 @@ from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.manifests import (
     BENCH_JOB_TEMPLATE_CONFIGMAP,
     BENCH_JOB_TEMPLATE_KEY,
-    HOSTNAME_LABEL,
     ManifestDocument,
     ManifestsError,
     build_expected_state,
+    hostname_choices,
     iter_containers,
     iter_probes,
     manifest_files,
@@ -423,19 +423,13 @@ class CrossReferences:
         if node is None or volume is None:
             return
         required = ((volume.body.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}
-        for term in required.get("nodeSelectorTerms") or []:
-            for expression in term.get("matchExpressions") or []:
-                values = expression.get("values") or []
-                if (
-                    expression.get("key") == HOSTNAME_LABEL
-                    and expression.get("operator") == "In"
-                    and node not in values
-                ):
-                    yield (
-                        f"volume {volume_name}: claim {claim} is bound to PersistentVolume "
-                        f"{volume_name_of_claim} on {', '.join(values)}, but the pod is pinned to "
-                        f"{node}"
-                    )
+        for values in hostname_choices(required):
+            if node not in values:
+                yield (
+                    f"volume {volume_name}: claim {claim} is bound to PersistentVolume "
+                    f"{volume_name_of_claim} on {', '.join(values)}, but the pod is pinned to "
+                    f"{node}"
+                )
 
     def _configmap_items(
         self, volume_name: str, ref: Mapping[str, Any], namespace: str

@@ -438,6 +438,14 @@ def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def hostname_choices(node_selector: Mapping[str, Any]) -> Iterator[list[Any]]:
+    """The node names of each `kubernetes.io/hostname In [...]` term of a NodeSelector."""
+    for term in node_selector.get("nodeSelectorTerms") or []:
+        for expression in term.get("matchExpressions") or []:
+            if expression.get("key") == HOSTNAME_LABEL and expression.get("operator") == "In":
+                yield expression.get("values") or []
+
+
 def pinned_node(pod: Mapping[str, Any]) -> str | None:
     """The node a pod spec is pinned to by nodeSelector or required nodeAffinity, if exactly one."""
     selected = (pod.get("nodeSelector") or {}).get(HOSTNAME_LABEL)
@@ -446,15 +454,9 @@ def pinned_node(pod: Mapping[str, Any]) -> str | None:
     required = ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
-    for term in required.get("nodeSelectorTerms") or []:
-        for expression in term.get("matchExpressions") or []:
-            values = expression.get("values") or []
-            if (
-                expression.get("key") == HOSTNAME_LABEL
-                and expression.get("operator") == "In"
-                and len(values) == 1
-            ):
-                return str(values[0])
+    for values in hostname_choices(required):
+        if len(values) == 1:
+            return str(values[0])
     return None
 
 
