@@ -373,7 +373,7 @@ LINE_CASES = [
     LineCase(
         "config-bad-value",
         lambda s: ["--config", s.path("bad-value.toml"), "verify"],
-        ("--timeout", "from the --config file", "'abc'"),
+        ("--timeout", "from the --config file", "'abc' is not a number of seconds"),
     ),
     LineCase(
         # A top-level key reaches a group's subcommand (click reads only the subcommand's map).
