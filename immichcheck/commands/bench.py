@@ -8,6 +8,7 @@ import click
 
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.options import (
+    Seconds,
     option,
     output_options,
     store_options,
@@ -94,12 +95,12 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @option("--parallel", is_flag=True, help="With --nodes/--all-nodes: run the nodes at once.")
 @option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=3600,
     show_default=True,
     help="With --node/--nodes/--all-nodes: seconds to wait for each node's Job.",
 )
-@option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, hidden=True)
+@option("--poll-interval", type=Seconds(min=0.01), default=1.0, hidden=True)
 @option("--in-job", is_flag=True, hidden=True, help="Run as the node benchmark Job's process.")
 @output_options(("table", "json"), "table")
 @store_options
