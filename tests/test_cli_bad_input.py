@@ -244,6 +244,11 @@ LINE_CASES = [
     LineCase("timeout-nan", lambda s: ["verify", "--timeout", "nan"], ("not a finite number",)),
     LineCase("wait-infinite", lambda s: ["verify", "--wait", "inf"], ("not a finite duration",)),
     LineCase(
+        "bench-node-timeout-infinite",
+        lambda s: ["bench", "--node", "node05", "--timeout", "inf"],
+        ("--timeout", "not a finite number"),
+    ),
+    LineCase(
         "export-timeout-infinite",
         lambda s: [
             "export",
