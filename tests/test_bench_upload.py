@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from immichcheck.bench.upload import (
     UploadSuite,
     is_our_asset,
 )
-from immichcheck.probes.upload_client import ImmichAssetClient
-from tests.fakes.immich_server import FakeImmichServer
+from immichcheck.probes.upload_client import ImmichAssetClient, UploadRequestError
+from tests.fakes.immich_server import FakeAsset, FakeImmichServer
 
 
 def make_ctx(
@@ -159,8 +160,13 @@ async def test_hung_server_uploads_time_out(
 
 
 async def test_leftovers_of_a_killed_run_are_removed_from_the_ledger_only(
-    fake_immich_server: FakeImmichServer, tmp_path: Path
+    fake_immich_server: FakeImmichServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    async def no_search(*args: Any) -> Any:
+        # A server without `POST /api/search/metadata`: the ledger alone must find leftovers.
+        raise UploadRequestError("search: HTTP 404: Cannot POST /api/search/metadata", 404)
+
+    monkeypatch.setattr(ImmichAssetClient, "search_by_device", no_search)
     ledger = UploadLedger(tmp_path / LEDGER_NAME, fake_immich_server.url)
     async with ImmichAssetClient(fake_immich_server.url, fake_immich_server.admin_api_key) as c:
         ours = await c.upload(
@@ -188,6 +194,7 @@ async def test_leftovers_of_a_killed_run_are_removed_from_the_ledger_only(
     assert fake_immich_server.assets[ours.asset_id].is_deleted
     assert not fake_immich_server.assets[users.asset_id].is_deleted  # the user's photo stays
     assert any("removed 1 leftover assets of earlier runs" in n for n in results[0].notes)
+    assert any("used the ledger only" in n for n in results[0].notes)
     remaining = (tmp_path / LEDGER_NAME).read_text().splitlines()
     assert [json.loads(line)["server"] for line in remaining] == ["http://elsewhere:2283"]
 
@@ -270,78 +277,56 @@ def test_bench_command_runs_ml_upload_and_storage_together(
     assert not [p for p in media.iterdir()]
 
 
-class SearchingImmichServer(FakeImmichServer):
-    """The fake server plus `POST /api/search/metadata` as real servers answer it.
+class FilterIgnoringImmichServer(FakeImmichServer):
+    """A server whose metadata search ignores every filter and returns all the user's assets.
 
-    `originalFileName` is a case-insensitive 'contains' filter (ilike '%name%'), `deviceId`
-    an exact one; with `ignore_filters` every asset comes back, as from a server that does
-    not know a filter, so the suite's own ownership check is what protects the user's photos.
+    Such a server (one that does not know a filter) leaves the suite's own ownership check as
+    the only thing protecting the user's photos.
     """
 
-    ignore_filters = False
-
-    def _route(self, request: Any) -> Any:
-        from tests.fakes.http_base import Response
-
-        if (request.method, request.path) != ("POST", "/api/search/metadata"):
-            return super()._route(request)
-        user = self._authenticate(request, "asset.read")
-        if isinstance(user, Response):
-            return user
-        body = self._json_body(request)
-        if isinstance(body, Response):
-            return body
-        name = str(body.get("originalFileName") or "").lower()
-        device = body.get("deviceId")
-        items = [
-            asset.to_dto()
-            for asset in self.live_assets()
-            if asset.owner_id == user.id
-            and (
-                self.ignore_filters
-                or (name in asset.original_file_name.lower() and device in (None, asset.device_id))
-            )
-        ]
-        page = {"total": len(items), "count": len(items), "items": items, "facets": []}
-        albums = {"total": 0, "count": 0, "items": [], "facets": []}
-        return Response.json(200, {"albums": albums, "assets": {**page, "nextPage": None}})
+    def _metadata_matches(self, asset: FakeAsset, filters: dict[str, Any]) -> bool:
+        return True
 
 
-@pytest.mark.parametrize("ignore_filters", [False, True])
+@pytest.fixture
+def filter_ignoring_server() -> Iterator[FakeImmichServer]:
+    """A running FilterIgnoringImmichServer, stopped after the test."""
+    server = FilterIgnoringImmichServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("server_fixture", ["fake_immich_server", "filter_ignoring_server"])
 async def test_leftovers_found_by_server_search_are_removed_and_nothing_else(
-    tmp_path: Path, ignore_filters: bool
+    tmp_path: Path, server_fixture: str, request: pytest.FixtureRequest
 ) -> None:
-    server = SearchingImmichServer().start()
-    try:
-        server.ignore_filters = ignore_filters
-        async with ImmichAssetClient(server.url, server.admin_api_key) as client:
+    server: FakeImmichServer = request.getfixturevalue(server_fixture)
+    async with ImmichAssetClient(server.url, server.admin_api_key) as client:
 
-            async def put(name: str, device: str) -> str:
-                answer = await client.upload(
-                    b"\xff\xd8" + name.encode(),
-                    filename=name,
-                    device_asset_id=name.rsplit(".", 1)[0],
-                    device_id=device,
-                    created_at="2026-01-01T00:00:00Z",
-                )
-                return answer.asset_id
+        async def put(name: str, device: str) -> str:
+            answer = await client.upload(
+                b"\xff\xd8" + name.encode(),
+                filename=name,
+                device_asset_id=name.rsplit(".", 1)[0],
+                device_id=device,
+                created_at="2026-01-01T00:00:00Z",
+            )
+            return answer.asset_id
 
-            # Left by a run that was killed before writing its ledger line.
-            ours = await put("immichcheck-bench-killed-1.jpg", DEVICE_ID)
-            # The user's photos, one with a confusingly similar name.
-            lookalike = await put("IMG_immichcheck-bench-copy.jpg", "iphone")
-            holiday = await put("IMG_0002.jpg", "iphone")
+        # Left by a run that was killed before writing its ledger line.
+        ours = await put("immichcheck-bench-killed-1.jpg", DEVICE_ID)
+        # The user's photos, one with a confusingly similar name.
+        lookalike = await put("IMG_immichcheck-bench-copy.jpg", "iphone")
+        holiday = await put("IMG_0002.jpg", "iphone")
 
-        results = await SUITE.run(make_ctx(server, tmp_path, count=1))
+    results = await SUITE.run(make_ctx(server, tmp_path, count=1))
 
-        assert server.assets[ours].is_deleted
-        assert not server.assets[lookalike].is_deleted
-        assert not server.assets[holiday].is_deleted
-        assert any("removed 1 leftover assets of earlier runs" in n for n in results[0].notes)
-        assert not any("search for leftovers not available" in n for n in results[0].notes)
-        assert {a.id for a in server.live_assets()} == {lookalike, holiday}
-    finally:
-        server.stop()
+    assert server.assets[ours].is_deleted
+    assert not server.assets[lookalike].is_deleted
+    assert not server.assets[holiday].is_deleted
+    assert any("removed 1 leftover assets of earlier runs" in n for n in results[0].notes)
+    assert not any("search for leftovers not available" in n for n in results[0].notes)
+    assert {a.id for a in server.live_assets()} == {lookalike, holiday}
 
 
 async def test_a_video_larger_than_the_temp_space_is_an_explained_error(

@@ -288,3 +288,60 @@ def test_socket_io_websocket_events(
         anonymous.receive_text()
         anonymous.send_text("40")
         assert anonymous.receive_text() == "41"  # Immich disconnects unauthenticated sockets
+
+
+def test_metadata_search_filters_pages_and_needs_auth(
+    client: httpx.Client, fake_immich_server: FakeImmichServer
+) -> None:
+    key = {"x-api-key": fake_immich_server.admin_api_key}
+
+    def put(name: str, device: str) -> str:
+        answer = client.post(
+            "/api/assets",
+            headers=key,
+            data=_upload_fields(deviceId=device, deviceAssetId=name),
+            files={"assetData": (name, jpeg_bytes(payload=name.encode()), "image/jpeg")},
+        )
+        assert answer.status_code == 201
+        return str(answer.json()["id"])
+
+    ours = [put(f"immichcheck-bench-r-{n}.jpg", "immichcheck-bench") for n in range(3)]
+    lookalike = put("IMG_IMMICHCHECK-BENCH-copy.jpg", "iphone")
+    put("IMG_0001.jpg", "iphone")
+
+    def search(**body: Any) -> httpx.Response:
+        return client.post("/api/search/metadata", headers=key, json=body)
+
+    by_name = search(originalFileName="immichcheck-bench-")
+    assert by_name.status_code == 200
+    answer = by_name.json()
+    assert answer["albums"] == {"total": 0, "count": 0, "items": [], "facets": []}
+    assert set(answer["assets"]) == {"total", "count", "items", "facets", "nextPage"}
+    # originalFileName is a case-insensitive "contains"; deviceId must match exactly.
+    assert {i["id"] for i in answer["assets"]["items"]} == {*ours, lookalike}
+    both = search(originalFileName="immichcheck-bench-", deviceId="immichcheck-bench").json()
+    assert {i["id"] for i in both["assets"]["items"]} == set(ours)
+    assert search(deviceId="immichcheck").json()["assets"]["items"] == []
+    assert len(search().json()["assets"]["items"]) == 5
+
+    first = search(deviceId="immichcheck-bench", size=2).json()["assets"]
+    assert first["count"] == 2 and first["nextPage"] == "2"
+    second = search(deviceId="immichcheck-bench", size=2, page=2).json()["assets"]
+    assert second["count"] == 1 and second["nextPage"] is None
+    assert {i["id"] for i in first["items"] + second["items"]} == set(ours)
+
+    # Trashed assets only come back with withDeleted; force-deleted ones never.
+    trash = {"ids": [ours[0]]}
+    assert client.request("DELETE", "/api/assets", headers=key, json=trash).status_code == 204
+    assert search(deviceId="immichcheck-bench").json()["assets"]["count"] == 2
+    assert search(deviceId="immichcheck-bench", withDeleted=True).json()["assets"]["count"] == 3
+
+    too_big = search(size=1001)
+    assert too_big.status_code == 400
+    assert too_big.json()["message"] == ["size must not be greater than 1000"]
+    assert search(page=0).json()["message"] == ["page must not be less than 1"]
+    assert client.post("/api/search/metadata", json={}).status_code == 401
+    other = fake_immich_server.create_user("u@b.test", "pw", "User")
+    other_key = fake_immich_server.create_api_key(other, "other").secret
+    theirs = client.post("/api/search/metadata", headers={"x-api-key": other_key}, json={})
+    assert theirs.status_code == 200 and theirs.json()["assets"]["items"] == []

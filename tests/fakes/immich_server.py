@@ -28,6 +28,7 @@ DEFAULT_VERSION = (2, 7, 5)
 NEW_ROUTES_SINCE = (1, 107, 0)  # /api/server/* appeared
 LEGACY_ROUTES_UNTIL = (1, 118, 0)  # /api/server-info/* removed
 QUEUES_ROUTE_SINCE = (2, 3, 0)  # /api/jobs renamed /api/queues
+METADATA_SEARCH_DEFAULT_SIZE = 250  # the server's page size when the request names none
 
 DEFAULT_ADMIN_EMAIL = "admin@immichcheck.test"
 DEFAULT_ADMIN_NAME = "Immichcheck Admin"
@@ -357,6 +358,7 @@ class FakeImmichServer(FakeHTTPServer):
             ("GET", "/api/timeline/buckets"): self._timeline_buckets,
             ("GET", "/api/timeline/bucket"): self._timeline_bucket,
             ("POST", "/api/search/smart"): self._smart_search,
+            ("POST", "/api/search/metadata"): self._metadata_search,
         }
         if self.version >= QUEUES_ROUTE_SINCE:
             simple[("GET", "/api/queues")] = self._queues
@@ -889,6 +891,77 @@ class FakeImmichServer(FakeHTTPServer):
                 },
             },
         )
+
+    def _metadata_search(self, request: Request) -> Response:
+        """`POST /api/search/metadata` (MetadataSearchDto in, SearchResponseDto out)."""
+        user = self._authenticate(request, "asset.read")
+        if isinstance(user, Response):
+            return user
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        problems: list[str] = []
+        for name in ("deviceId", "deviceAssetId", "originalFileName"):
+            if name in body and not isinstance(body[name], str):
+                problems.append(f"{name} must be a string")
+        page = body.get("page", 1)
+        size = body.get("size", METADATA_SEARCH_DEFAULT_SIZE)
+        for name, value, maximum in (("page", page, None), ("size", size, 1000)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(f"{name} must be an integer number")
+            elif value < 1:
+                problems.append(f"{name} must not be less than 1")
+            elif maximum is not None and value > maximum:
+                problems.append(f"{name} must not be greater than {maximum}")
+        if problems:
+            return bad_request(problems)
+        with self.lock:
+            owned = [
+                asset
+                for asset in self.assets.values()
+                if asset.owner_id == user.id and not asset.is_deleted
+            ]
+        matches = sorted(
+            (asset for asset in owned if self._metadata_matches(asset, body)),
+            key=lambda asset: asset.file_created_at,
+            reverse=True,
+        )
+        start = (page - 1) * size
+        items = [asset.to_dto() for asset in matches[start : start + size]]
+        # Immich sends the next page number as a string, or null on the last page.
+        next_page = str(page + 1) if len(matches) > start + size else None
+        return Response.json(
+            200,
+            {
+                "albums": {"total": 0, "count": 0, "items": [], "facets": []},
+                "assets": {
+                    "total": len(items),
+                    "count": len(items),
+                    "items": items,
+                    "facets": [],
+                    "nextPage": next_page,
+                },
+            },
+        )
+
+    def _metadata_matches(self, asset: FakeAsset, filters: dict[str, Any]) -> bool:
+        """Whether an asset passes the MetadataSearchDto filters the fake knows.
+
+        Immich compares `deviceId` and `deviceAssetId` exactly and `originalFileName` with
+        `ilike '%name%'`; trashed assets only come back with `withDeleted`. Filters the fake
+        does not model are ignored, as the server's whitelisting validation strips unknown ones.
+        """
+        if asset.is_trashed and filters.get("withDeleted") is not True:
+            return False
+        for name, value in (
+            ("deviceId", asset.device_id),
+            ("deviceAssetId", asset.device_asset_id),
+        ):
+            wanted = filters.get(name)
+            if wanted is not None and wanted != value:
+                return False
+        name_part = filters.get("originalFileName")
+        return name_part is None or name_part.lower() in asset.original_file_name.lower()
 
     def _counts(self, name: str) -> dict[str, int]:
         counts = {"active": 0, "completed": 0, "failed": 0, "delayed": 0, "waiting": 0, "paused": 0}

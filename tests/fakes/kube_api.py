@@ -275,11 +275,6 @@ class FakeKubeCluster(FakeHTTPServer):
                 condition["lastTransitionTime"] = old["lastTransitionTime"]
         pod["status"]["conditions"] = conditions
 
-    def _commit(self, *objects: dict[str, Any]) -> None:
-        for obj in objects:
-            self.state.put(obj)
-        self.refresh()
-
     def crashloop(self, component: str, *, restarts: int = 7, exit_code: int = 1) -> None:
         """Main container in CrashLoopBackOff: not ready, restarted, last state terminated."""
         with self.lock:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from immichcheck.manifests import ExpectedState, pinned_node, pod_spec
-from tests.fakes.kube_selectors import parse_label_selector
 from tests.fakes.kube_store import ResourceStore, timestamp
 from tests.fakes.tls import loopback_certificate
 
@@ -843,11 +842,3 @@ def _stable_uuid(seed: str) -> str:
 def selector_of(service: Mapping[str, Any]) -> dict[str, str]:
     """A Service's pod selector (empty when it has none)."""
     return dict((service.get("spec") or {}).get("selector") or {})
-
-
-def workload_selector(workload: Mapping[str, Any]) -> str:
-    """A workload's matchLabels as a label selector string."""
-    labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    text = ",".join(f"{k}={v}" for k, v in labels.items())
-    parse_label_selector(text)  # the manifests' selectors must be valid selectors
-    return text

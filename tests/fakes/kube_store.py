@@ -17,7 +17,6 @@ from typing import Any
 
 StoreKey = tuple[str, str, str, str, str]
 
-READ_VERBS = ("get", "list", "watch")
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
