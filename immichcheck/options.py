@@ -101,19 +101,33 @@ class Seconds(click.FloatRange):
 
 
 class HostPort(click.ParamType):
-    """`HOST` or `HOST:PORT` (IPv6 in brackets); checked while parsing, the value stays a string."""
+    """`HOST` or `HOST:PORT` (IPv6 in brackets); checked while parsing, the value stays a string.
+
+    With `schemes`, a `scheme://` prefix is allowed too (an https ingress controller).
+    """
 
     name = "HOST[:PORT]"
 
+    def __init__(self, schemes: tuple[str, ...] = ()) -> None:
+        self.schemes = schemes
+        if schemes:
+            self.name = "[SCHEME://]HOST[:PORT]"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
+        scheme, separator, address = text.rpartition("://")
+        if separator and scheme.lower() not in self.schemes:
+            allowed = " or ".join(f"{s}://" for s in self.schemes) or "no scheme"
+            self.fail(f"{text!r}: {scheme}:// is not accepted here ({allowed})", param, ctx)
         try:
-            parts = urlsplit(f"//{text}")
+            parts = urlsplit(f"//{address}")
             _ = parts.port  # ValueError when not a number or out of range
             problem = "" if parts.hostname else "no host"
         except ValueError as exc:
             problem = str(exc)
-        if not problem and (parts.path or parts.query or parts.fragment or "@" in text):
+        if not problem and (
+            parts.path not in ("", "/") or parts.query or parts.fragment or "@" in text
+        ):
             problem = "only a host and an optional port belong here, not a URL"
         if problem:
             self.fail(f"{text!r} is not HOST[:PORT]: {problem} (e.g. 10.0.0.5 or 10.0.0.5:31283)")
@@ -121,6 +135,7 @@ class HostPort(click.ParamType):
 
 
 HOST_PORT = HostPort()
+HOST_PORT_OR_HTTP_BASE = HostPort(schemes=("http", "https"))
 HTTP_URL = ServiceURL("an http(s) URL", ("http", "https"), "http://10.0.0.5:2283")
 
 

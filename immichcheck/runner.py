@@ -335,12 +335,16 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
     async def ingress_probe() -> Any:
         if not options.ingress_ip:
             raise ProbeSkipped("no --ingress-ip given")
-        base = f"http://{with_default_port(options.ingress_ip, 80)}"
+        scheme, _, address = options.ingress_ip.rstrip("/").rpartition("://")
+        scheme = scheme.lower() or "http"
+        base = f"{scheme}://{with_default_port(address, 443 if scheme == 'https' else 80)}"
 
         async def one(host: str) -> Any:
             try:
                 return await _bounded(
-                    http.server_facts(base, timeout, host=host, details=False),
+                    http.server_facts(
+                        base, timeout, host=host, details=False, ca_file=options.ca_file
+                    ),
                     timeout,
                     f"{base} (Host: {host})",
                 )

@@ -310,3 +310,29 @@ def test_ways_in_from_the_flags() -> None:
     ]
     with pytest.raises(ProbeError, match="not an http"):
         ways_in(expected, None, None, "ftp://x")
+
+
+def test_https_ingress_is_checked_with_the_virtual_hosts_certificate(
+    fake_immich_server: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hosts = tuple(load_expected_state().ingress_hosts)
+    ca_file, context, _ = make_certificate(tmp_path, days_left=60, names=hosts)
+    with ReverseProxy(fake_immich_server.url, tls=context) as ingress:
+        address = ingress.url.split("://", 1)[1]
+        code, record = run_access(
+            [
+                "--ingress-ip", f"https://{address}",
+                "--ca-file", str(ca_file),
+                "--skip", "IC-AC-606",
+            ],
+            capsys,
+            only="access,IC-SV-407",
+        )  # fmt: skip
+    assert code == 0
+    for code_checked in ("IC-AC-601", "IC-AC-603", "IC-AC-604", "IC-AC-605", "IC-SV-407"):
+        checked = results(record, code_checked)
+        assert {c.target for c in checked} == {f"ingress {host}" for host in hosts}
+        assert all(c.status == Status.PASS for c in checked), [c.message for c in checked]
+    assert {r["host"] for r in ingress.requests} >= set(hosts)

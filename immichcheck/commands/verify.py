@@ -15,6 +15,7 @@ import click
 
 from immichcheck.options import (
     HOST_PORT,
+    HOST_PORT_OR_HTTP_BASE,
     HTTP_URL,
     Seconds,
     option,
@@ -130,9 +131,9 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--ingress-ip",
-    type=HOST_PORT,
-    help="The ingress controller's HOST[:PORT] (port 80 by default): also check each "
-    "ingress host, sent as the Host header.",
+    type=HOST_PORT_OR_HTTP_BASE,
+    help="The ingress controller's [https://]HOST[:PORT] (port 80, or 443 with https://): "
+    "also check each ingress host, sent as the Host header (and TLS server name).",
 )
 @option(
     "--external-url",

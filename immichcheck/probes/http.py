@@ -84,7 +84,16 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _client(base_url: str, timeout: float, host: str | None = None) -> Any:
+def _verify_for(base_url: str, ca_file: str | None) -> Any:
+    """TLS verification for a client: none needed over http, the user's CA when given."""
+    if not base_url.startswith("https:"):
+        return False
+    return ssl.create_default_context(cafile=ca_file) if ca_file else _tls_context()
+
+
+def _client(
+    base_url: str, timeout: float, host: str | None = None, ca_file: str | None = None
+) -> Any:
     import httpx
 
     headers = {"User-Agent": "immichcheck"}
@@ -95,7 +104,7 @@ def _client(base_url: str, timeout: float, host: str | None = None) -> Any:
         timeout=httpx.Timeout(timeout),
         headers=headers,
         # Loading the CA bundle costs ~0.1 s per client: only https targets pay it, once.
-        verify=_tls_context() if base_url.startswith("https:") else False,
+        verify=_verify_for(base_url, ca_file),
         follow_redirects=False,
         trust_env=False,  # a proxy from the environment must not sit between us and the pod
     )
@@ -108,15 +117,21 @@ async def server_facts(
     host: str | None = None,
     api_key: str | None = None,
     details: bool = True,
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Ping (new route, old one on 404), then version, features, config and authenticated calls."""
     where = f"{base_url} (Host: {host})" if host else base_url
-    async with _client(base_url, timeout, host) as client:
+    # Through an https ingress the certificate is the virtual host's: present it as the TLS
+    # server name too, not only as the Host header.
+    sni: dict[str, Any] = (
+        {"extensions": {"sni_hostname": host}} if host and base_url.startswith("https:") else {}
+    )
+    async with _client(base_url, timeout, host, ca_file) as client:
         try:
-            ping = await _get(client, NEW_PING)
+            ping = await _get(client, NEW_PING, **sni)
             route = NEW_PING
             if ping["status"] == 404:
-                legacy = await _get(client, LEGACY_PING)
+                legacy = await _get(client, LEGACY_PING, **sni)
                 if legacy["status"] != 404:
                     ping, route = legacy, LEGACY_PING
             facts: dict[str, Any] = {"url": where, "ping": ping, "route": route}
@@ -124,16 +139,16 @@ async def server_facts(
                 return facts
             family = "/api/server" if route == NEW_PING else "/api/server-info"
             version, features, config = await asyncio.gather(
-                _get(client, f"{family}/version"),
-                _get(client, f"{family}/features"),
-                _get(client, f"{family}/config"),
+                _get(client, f"{family}/version", **sni),
+                _get(client, f"{family}/features", **sni),
+                _get(client, f"{family}/config", **sni),
             )
             facts.update(version=version, features=features, config=config)
             if api_key:
                 headers = {"x-api-key": api_key}
                 about, statistics = await asyncio.gather(
-                    _get(client, f"{family}/about", headers=headers),
-                    _get(client, f"{family}/statistics", headers=headers),
+                    _get(client, f"{family}/about", headers=headers, **sni),
+                    _get(client, f"{family}/statistics", headers=headers, **sni),
                 )
                 facts.update(about=about, statistics=statistics)
             return facts
