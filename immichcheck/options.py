@@ -24,11 +24,17 @@ def envvar_for(long_name: str) -> str:
     return "IMMICHCHECK_" + long_name.lstrip("-").replace("-", "_").upper()
 
 
-def option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
-    """A click option whose environment variable is derived from its long name."""
+def option(*param_decls: str, scope: str | None = None, **attrs: Any) -> Callable[[F], F]:
+    """A click option whose environment variable is derived from its long name.
+
+    `scope` (a command name) gives `IMMICHCHECK_<SCOPE>_<NAME>` instead, for options whose
+    meaning differs between commands: `IMMICHCHECK_NODE` must not turn a report filter into
+    a cluster Job, nor `IMMICHCHECK_TAG` (a label for new runs) into tagging stored ones.
+    """
     long_names = [d for d in param_decls if d.startswith("--")]
     if long_names and "envvar" not in attrs:
-        attrs["envvar"] = envvar_for(long_names[0].split("/")[0])
+        name = long_names[0].split("/")[0]
+        attrs["envvar"] = envvar_for(f"{scope}-{name.lstrip('-')}" if scope else name)
     attrs.setdefault("show_envvar", True)
     return click.option(*param_decls, **attrs)
 

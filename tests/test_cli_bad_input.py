@@ -394,8 +394,8 @@ LINE_CASES = [
     LineCase(
         "env-bad-timeout",
         lambda s: ["verify"],
-        ("--timeout", "from $IMMICHCHECK_TIMEOUT", "'abc'"),
-        env=lambda s: {"IMMICHCHECK_TIMEOUT": "abc"},
+        ("--timeout", "from $IMMICHCHECK_VERIFY_TIMEOUT", "'abc'"),
+        env=lambda s: {"IMMICHCHECK_VERIFY_TIMEOUT": "abc"},
     ),
     LineCase(
         "env-bad-format",

@@ -205,3 +205,19 @@ def test_verify_runs_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert "| node05 | IC-PG-101 | WARN | postgres | IC-PG-101 is WARN |" in out
     assert "- no benchmark runs stored: nothing to compare and no targets judged" in out
+
+
+def test_the_label_for_new_runs_does_not_tag_stored_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # IMMICHCHECK_TAG labels the runs verify and bench save; report reads its own variable.
+    for record in nightly_history()[:2]:
+        save_run(record, tmp_path)
+    monkeypatch.setenv("IMMICHCHECK_TAG", "nightly")
+    monkeypatch.setenv("IMMICHCHECK_NODE", "node-that-does-not-exist")
+    code, _, err = _run_cli(["report", "--reports-dir", str(tmp_path), "--fail-on", "none"], capsys)
+    assert code == 0 and "tagged" not in err
+    assert all(not r.tags for r in load_runs(tmp_path).runs)
+    monkeypatch.setenv("IMMICHCHECK_REPORT_TAG", "before-upgrade")
+    code, _, err = _run_cli(["report", "--reports-dir", str(tmp_path), "--fail-on", "none"], capsys)
+    assert code == 0 and "as 'before-upgrade'" in err

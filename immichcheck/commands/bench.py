@@ -89,12 +89,13 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
     metavar="BYTES",
     help="Size of the synthetic video in the upload suite.",
 )
-@option("--node", help="Benchmark on this cluster node (a pinned Job).")
+@option("--node", scope="bench", help="Benchmark on this cluster node (a pinned Job).")
 @option("--nodes", help="Comma-separated cluster nodes to benchmark.")
 @option("--all-nodes", is_flag=True, help="Benchmark every cluster node.")
 @option("--parallel", is_flag=True, help="With --nodes/--all-nodes: run the nodes at once.")
 @option(
     "--timeout",
+    scope="bench",
     type=Seconds(min=1),
     default=3600,
     show_default=True,

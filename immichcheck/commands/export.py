@@ -32,7 +32,7 @@ from immichcheck.options import (
     help="Push the metrics to this Prometheus Pushgateway, e.g. http://pushgateway:9091 "
     "(one group per node: job=immichcheck, instance=<node>).",
 )
-@option("--node", help="Export this node's runs only (default: every node).")
+@option("--node", scope="export", help="Export this node's runs only (default: every node).")
 @option(
     "--verdicts/--no-verdicts",
     default=True,
@@ -44,6 +44,7 @@ from immichcheck.options import (
 @option("--job", default="immichcheck", show_default=True, help="Pushgateway job name.")
 @option(
     "--timeout",
+    scope="export",
     type=Seconds(min=0.1),
     default=10.0,
     show_default=True,

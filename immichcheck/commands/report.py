@@ -40,7 +40,7 @@ def _names(value: str | None, flag: str) -> tuple[str, ...]:
     help="What the latest run is compared with: 'previous' (the run before it on the same "
     "node), a run id, or a tag set with --tag.",
 )
-@option("--node", help="Report on this node only (default: every node with runs).")
+@option("--node", scope="report", help="Report on this node only (default: every node with runs).")
 @option("--nodes", help="Compare the latest runs of these nodes, e.g. node01,node05.")
 @option(
     "--paths",
@@ -64,6 +64,7 @@ def _names(value: str | None, flag: str) -> tuple[str, ...]:
 )
 @option(
     "--tag",
+    scope="report",
     help="Mark the latest benchmark run of each node (or of --node) with this tag before "
     "reporting; later reports can use it as --baseline.",
 )

@@ -47,6 +47,7 @@ def _since_seconds(ctx: click.Context, param: click.Parameter, value: str | None
 )
 @option(
     "--timeout",
+    scope="support-bundle",
     type=Seconds(min=0.05),
     default=5.0,
     show_default=True,

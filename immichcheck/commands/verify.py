@@ -194,6 +194,7 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--timeout",
+    scope="verify",
     type=Seconds(min=0.05),
     default=3.0,
     show_default=True,
