@@ -7,8 +7,11 @@ same stack answers both sides:
 
 - verify: one `immichcheck verify` process checking everything (cluster snapshot, PostgreSQL,
   Redis, server, ML with one inference, storage), as a user runs it;
-- the README: its kubectl / pg_isready / psql / redis-cli / curl / df lines, one after
-  another as a user pastes them, each pointed at the same services.
+- the README: its kubectl lines, one after another as a user pastes them, each pointed at
+  the same services. Its `kubectl exec deployment/immich-postgres -- pg_isready -U immich`
+  style lines go through kubectl and the fake API server's pods/exec (WebSocket channel
+  protocol, as on a cluster) and run the real tool (pg_isready, psql, redis-cli, curl, df)
+  as the pod would, its localhost mapped to the local server standing in for the pod.
 
 Prints the median wall time of each (after one warm-up), their ratio, and `immichcheck --help`.
 Targets: verify under 1.5 s, at least 5x faster than the README's commands, --help under 0.3 s.
@@ -31,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fakes live in tests/, next to the package
@@ -42,6 +46,10 @@ APPS = ("immich-postgres", "immich-redis", "immich-ml", "immich-server")
 CONFIG_JSON = "{.data.immich-config\\.json}"
 MEMORY_SETTINGS = "'shared_buffers', 'effective_cache_size', 'work_mem'"
 MEMORY_PATTERN = "(shared_buffers|effective_cache_size|work_mem)"
+# Inside the pods, as the README's exec lines address them.
+ML_LOCAL = "http://localhost:3003"
+SERVER_LOCAL = "http://localhost:3001"
+UPLOAD_FOLDER = "/usr/src/app/upload"
 
 
 def timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
@@ -49,6 +57,17 @@ def timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
     started = time.perf_counter()
     completed = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
     return time.perf_counter() - started, completed.returncode
+
+
+def why_failed(command: Sequence[str], env: dict[str, str]) -> tuple[Sequence[str], str] | None:
+    """The command and its first line of error output when it exits non-zero, else None."""
+    completed = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if completed.returncode == 0:
+        return None
+    lines = completed.stderr.strip().splitlines()
+    return command, lines[0] if lines else f"exit code {completed.returncode}, no message"
 
 
 def median_time(commands: Sequence[Sequence[str]], env: dict[str, str], runs: int) -> float:
@@ -61,22 +80,22 @@ def median_time(commands: Sequence[Sequence[str]], env: dict[str, str], runs: in
     return statistics.median(totals)
 
 
-def readme_commands(
-    kubeconfig: Path, pg: Any, redis: Any, server_url: str, ml_url: str, media: Path
-) -> list[list[str]]:
+def readme_commands(kubeconfig: Path) -> list[list[str]]:
     """The README's own commands for what verify checks, aimed at the local stack.
 
     One per area verify covers, taken from the README's deployment, health-check and
-    troubleshooting sections (pipelines run through sh as pasted). Its `kubectl exec
-    deployment/... -- psql|redis-cli|curl|df` lines run the inner command directly against
-    the same servers (the fake API server has no exec), which favours the README side:
-    on a real cluster every exec adds a round trip through the kubelet.
+    troubleshooting sections as written (pipelines run through sh as pasted), the
+    `kubectl exec` ones included: each is an exec round trip through the API server.
     """
     k = f"kubectl --kubeconfig {shlex.quote(str(kubeconfig))} -n immich"
     kubectl = shlex.split(k)
-    pg_args = f"-h {pg.host} -p {pg.port} -U {pg.user} -d {pg.database}"
-    psql = ["psql", *shlex.split(pg_args), "-X", "-c"]
-    redis_cli = ["redis-cli", "-h", redis.host, "-p", str(redis.port)]
+    postgres = [*kubectl, "exec", "deployment/immich-postgres", "--"]
+    psql = [*postgres, "psql", "-U", "immich", "-d", "immich", "-c"]
+    redis_cli = [*kubectl, "exec", "deployment/immich-redis", "--", "redis-cli"]
+    ml = [*kubectl, "exec", "deployment/immich-ml", "--"]
+    server = [*kubectl, "exec", "deployment/immich-server", "--"]
+    show_all = f"{k} exec deployment/immich-postgres -- psql -U immich -c 'SHOW ALL;'"
+    config = f"{k} exec deployment/immich-server -- curl -s {SERVER_LOCAL}/api/server-info/config"
     return [
         # Cluster: namespace, secrets, ConfigMaps, pods and events, storage, services, ingress
         [*kubectl, "get", "namespace", "immich"],
@@ -93,9 +112,9 @@ def readme_commands(
         [*kubectl, "describe", "ingress", "immich-ingress"],
         ["sh", "-c", f"{k} logs -l app=immich-server | grep -i 'config\\|error'"],
         # PostgreSQL
-        ["pg_isready", *shlex.split(pg_args)],
+        [*postgres, "pg_isready", "-U", "immich"],
         [*psql, f"SELECT name, setting FROM pg_settings WHERE name IN ({MEMORY_SETTINGS});"],
-        ["sh", "-c", f"psql {pg_args} -X -c 'SHOW ALL;' | grep -E '{MEMORY_PATTERN}'"],
+        ["sh", "-c", f"{show_all} | grep -E '{MEMORY_PATTERN}'"],
         [*psql, "SELECT * FROM pg_stat_activity WHERE state = 'active';"],
         [*psql, "SELECT email, created_at FROM users;"],
         # Redis
@@ -104,12 +123,48 @@ def readme_commands(
         [*redis_cli, "CONFIG", "GET", "*memory*"],
         [*redis_cli, "LLEN", "immich:jobs:active"],
         # Machine learning and server
-        ["curl", "-s", "-m", "5", f"{ml_url}/ping"],
-        ["curl", "-s", "-f", "-m", "5", f"{server_url}/api/server-info/ping"],
-        ["sh", "-c", f"curl -s -m 5 {server_url}/api/server-info/config | jq ."],
+        [*ml, "curl", "-s", f"{ML_LOCAL}/ping"],
+        [*server, "curl", "-s", f"{SERVER_LOCAL}/api/server-info/ping"],
+        ["sh", "-c", f"{config} | jq ."],
         # Storage
-        ["df", "-h", str(media)],
+        [*server, "df", "-h", UPLOAD_FOLDER],
     ]  # fmt: skip
+
+
+def register_exec_handlers(fake: Any, options: dict[str, str]) -> None:
+    """What `kubectl exec` runs in each pod: the real tool, aimed at the local server.
+
+    The pod's localhost is the server standing in for it (the same one `route_port` puts
+    behind the pod): psql/pg_isready and redis-cli get `-h/-p` for it, curl a `--connect-to`
+    (the URL as typed stays), and the server pod's upload folder is the local media folder.
+    """
+    from tests.fakes.kube_exec import local_tool_handler
+
+    pg = ["-h", options["pg_host"], "-p", options["pg_port"]]
+    redis = ["-h", options["redis_host"], "-p", options["redis_port"]]
+    ml_host, ml_port = options["ml_address"].rsplit(":", 1)
+    server_host, server_port = options["server_address"].rsplit(":", 1)
+    fake.route_port("postgres", 5432, (options["pg_host"], int(options["pg_port"])))
+    fake.route_port("redis", 6379, (options["redis_host"], int(options["redis_port"])))
+    fake.route_port("ml", 3003, (ml_host, int(ml_port)))
+    fake.route_port("server", 3001, (server_host, int(server_port)))
+    fake.set_exec_handler(
+        "postgres",
+        # The container's environment has the database password (POSTGRES_PASSWORD).
+        local_tool_handler({"pg_isready": pg, "psql": [*pg, "-X"]},
+                           env={"PGPASSWORD": options["password"]}),
+    )  # fmt: skip
+    fake.set_exec_handler("redis", local_tool_handler({"redis-cli": redis}))
+    fake.set_exec_handler(
+        "ml", local_tool_handler({"curl": ["--connect-to", f"localhost:3003:{ml_host}:{ml_port}"]})
+    )
+    fake.set_exec_handler(
+        "server",
+        local_tool_handler(
+            {"curl": ["--connect-to", f"localhost:3001:{server_host}:{server_port}"]},
+            paths={UPLOAD_FOLDER: options["media"]},
+        ),
+    )
 
 
 def _serve_fake(kind: str, options: dict[str, str], answers: Any, stop: Any) -> None:
@@ -125,6 +180,7 @@ def _serve_fake(kind: str, options: dict[str, str], answers: Any, stop: Any) -> 
         secret = {"username": options["user"], "password": options["password"]}
         fake.set_secret("immich-postgres-secret", secret)
         fake.write_kubeconfig(options["kubeconfig"])
+        register_exec_handlers(fake, options)
         answers.put({"url": fake.https_url})
     elif kind == "server":
         fake = FakeImmichServer().start()
@@ -181,14 +237,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg = stack.start_postgres()
         redis = stack.start_redis()
         kubeconfig = workdir / "kubeconfig"
-        fakes.start("kube", kubeconfig=str(kubeconfig), user=pg.user, password=pg.password)
         server = SimpleNamespace(**fakes.start("server"))
         ml = SimpleNamespace(**fakes.start("ml"))
         media = workdir / "media"
         for folder in ("library", "upload", "thumbs", "encoded-video", "profile", "backups"):
             (media / folder).mkdir(parents=True)
             (media / folder / ".immich").write_text("1")
-        env = {**os.environ, "PGPASSWORD": pg.password}
+        fakes.start(
+            "kube", kubeconfig=str(kubeconfig), user=pg.user, password=pg.password,
+            pg_host=pg.host, pg_port=str(pg.port),
+            redis_host=redis.host, redis_port=str(redis.port),
+            ml_address=urlsplit(ml.url).netloc, server_address=urlsplit(server.url).netloc,
+            media=str(media / "upload"),
+        )  # fmt: skip
+        env = dict(os.environ)
         # As installed Python runs: bytecode cached after the first (warm-up) run, here in a
         # private folder (this machine's environment sets PYTHONDONTWRITEBYTECODE=1, which
         # would recompile ~170 modules, ~0.15 s, on every run).
@@ -208,11 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--min-free-media", "1MB",
             "--no-save",
         ]  # fmt: skip
-        readme = readme_commands(kubeconfig, pg, redis, server.url, ml.url, media)
+        readme = readme_commands(kubeconfig)
 
         verify_seconds = median_time([verify], env, args.runs)
         readme_seconds = median_time(readme, env, args.runs)
-        failing = [c for c in readme if timed(c, env)[1] != 0]
+        failing = [failure for c in readme if (failure := why_failed(c, env))]
         help_seconds = median_time([[immichcheck, "--help"]], env, max(args.runs, 5))
         checks_run = subprocess.run(
             [*verify, "--format", "json"], env=env, capture_output=True, text=True, check=False
@@ -244,8 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"verify at least {SPEEDUP_TARGET:g}x faster: {speedup:.1f}x, {faster}")
         print(f"--help under {HELP_TARGET} s: {verdict(help_seconds < HELP_TARGET)}")
         print(f"\nREADME commands that exited non-zero ({len(failing)}):")
-        for command in failing:
+        for command, reason in failing:
             print("  " + " ".join(command)[-110:])
+            print(f"    {reason[-110:]}")
         missed = (
             verify_seconds >= VERIFY_TARGET
             or speedup < SPEEDUP_TARGET

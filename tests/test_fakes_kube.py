@@ -14,6 +14,7 @@ import pytest
 
 from immichcheck.manifests import load_expected_state
 from tests.fakes.kube_api import FakeKubeCluster
+from tests.fakes.kube_exec import ExecResult, local_tool_handler
 from tests.fakes.kube_selectors import (
     SelectorError,
     labels_match,
@@ -508,3 +509,56 @@ async def test_kr8s_port_forward_reaches_a_routed_local_server(
     refused = httpx.get(url, params={"ports": spec.port}, headers=headers)
     assert refused.status_code == 403
     assert 'cannot get resource "pods/portforward"' in refused.json()["message"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_exec_runs_the_registered_handler(
+    fake_cluster: FakeKubeCluster, redis_server: Any, tmp_path: Path
+) -> None:
+    assert fake_cluster.kubeconfig_path is not None
+    base = ["kubectl", "--kubeconfig", str(fake_cluster.kubeconfig_path),
+            "--cache-dir", str(tmp_path / "cache"), "exec", "-n", NS]  # fmt: skip
+
+    def kubectl_exec(target: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, target, "--", *argv], capture_output=True, text=True, timeout=60, check=False
+        )
+
+    # A real redis-cli run where the pod's localhost is the local Redis: kubectl resolves
+    # deployment/immich-redis to its pod, then streams the tool's output back (v5 protocol).
+    redis_at = ["-h", redis_server.host, "-p", str(redis_server.port)]
+    fake_cluster.set_exec_handler("redis", local_tool_handler({"redis-cli": redis_at}))
+    pong = kubectl_exec("deployment/immich-redis", "redis-cli", "ping")
+    assert (pong.returncode, pong.stdout) == (0, "PONG\n"), pong.stderr
+    # Output streams stay apart, and a non-zero exit code is kubectl's exit code too.
+    seen: list[list[str]] = []
+
+    def postgres(argv: list[str]) -> ExecResult:
+        seen.append(argv)
+        return ExecResult(2, b"out\n", b"no response\n")
+
+    fake_cluster.set_exec_handler("postgres", postgres)
+    failed = kubectl_exec("deployment/immich-postgres", "pg_isready", "-U", "immich")
+    assert seen == [["pg_isready", "-U", "immich"]]
+    assert (failed.returncode, failed.stdout) == (2, "out\n")
+    assert failed.stderr == "no response\ncommand terminated with exit code 2\n"
+    # Container paths map to local folders; a program the container lacks is refused.
+    (tmp_path / "upload").mkdir()
+    fake_cluster.set_exec_handler(
+        "server", local_tool_handler(paths={"/usr/src/app/upload": str(tmp_path / "upload")})
+    )
+    listing = kubectl_exec("deployment/immich-server", "ls", "-d", "/usr/src/app/upload/")
+    assert (listing.returncode, listing.stdout) == (0, f"{tmp_path}/upload/\n"), listing.stderr
+    missing = kubectl_exec("deployment/immich-server", "iostat-not-installed", "-x")
+    assert missing.returncode == 1
+    assert '"iostat-not-installed": executable file not found in $PATH' in missing.stderr
+    # A container that is not running cannot be exec'd into.
+    fake_cluster.crashloop("ml")
+    fake_cluster.set_exec_handler("ml", local_tool_handler())
+    crashed = kubectl_exec("deployment/immich-ml", "true")
+    assert crashed.returncode == 1 and "container not found" in crashed.stderr
+    # pods/exec is a WebSocket upgrade: under RBAC it needs `create` and `get`, which the
+    # shipped Role does not grant.
+    fake_cluster.enforce_rbac("immichcheck")
+    denied = kubectl_exec("deployment/immich-redis", "redis-cli", "ping")
+    assert denied.returncode == 1 and 'resource "pods/exec"' in denied.stderr, denied.stderr

@@ -35,6 +35,7 @@ from tests.fakes.http_base import (
     WebSocket,
     WebSocketClosed,
 )
+from tests.fakes.kube_exec import EXEC_PROTOCOLS, ExecHandler, serve_exec
 from tests.fakes.kube_objects import (
     KUBELET_VERSION,
     BuiltCluster,
@@ -128,6 +129,7 @@ class FakeKubeCluster(FakeHTTPServer):
         self.denials: builtins.list[tuple[str, str, str | None, str | None]] = []
         self.endpoint_overrides: dict[str, builtins.list[str]] = {}
         self.port_routes: dict[tuple[str, int], tuple[str, int]] = {}
+        self.exec_handlers: dict[str, ExecHandler] = {}
         self.controllers: dict[tuple[str, str], Controller] = {}
         self.requests: builtins.list[dict[str, Any]] = []
         self.kubeconfig_path: Path | None = None
@@ -163,6 +165,7 @@ class FakeKubeCluster(FakeHTTPServer):
             self.denials = []
             self.endpoint_overrides = {}
             self.port_routes = {}
+            self.exec_handlers = {}
             self.controllers = dict(self.default_controllers)
             self.requests = []
             self.refresh()
@@ -987,10 +990,7 @@ class FakeKubeCluster(FakeHTTPServer):
         if subresource == "portforward":
             return self._port_forward(request, namespace or "", name or "")
         if subresource == "exec":
-            request.drain()
-            return status_response(
-                400, "BadRequest", "exec is not available in the fake API server"
-            )
+            return self._exec(request, namespace or "", name or "")
         with self.lock:
             if subresource == "log":
                 return self._pod_log(request, resource, namespace, name or "")
@@ -1491,6 +1491,68 @@ class FakeKubeCluster(FakeHTTPServer):
                 pump.join(timeout=5)
 
         return self.websocket_response(request, session, protocols=PORT_FORWARD_PROTOCOLS)
+
+    # Exec ------------------------------------------------------------------------------------
+
+    def set_exec_handler(self, component: str, handler: ExecHandler) -> None:
+        """`kubectl exec` into the component's pods runs `handler(argv)` (see kube_exec)."""
+        with self.lock:
+            self.exec_handlers[component] = handler
+
+    def _exec(self, request: Request, namespace: str, name: str) -> Response:
+        request.drain()
+        argv = request.query.get("command") or []
+        if not argv:
+            return status_response(400, "BadRequest", "you must specify at least 1 command")
+        if request.query_value("stdin") in ("true", "1"):
+            # The handlers take argv only; a command reading stdin cannot be served.
+            return status_response(400, "BadRequest", "stdin is not supported by the fake")
+        with self.lock:
+            pod = self.state.get(self.resource("pods"), namespace, name)
+            if pod is None:
+                return self._not_found(self.resource("pods"), name)
+            containers = [c["name"] for c in pod["spec"].get("containers") or []]
+            container = request.query_value("container") or (
+                containers[0] if len(containers) == 1 else None
+            )
+            if container is None:
+                return status_response(
+                    400, "BadRequest",
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(containers)}]",
+                )  # fmt: skip
+            if container not in containers:
+                return status_response(
+                    400, "BadRequest", f"container {container} is not valid for pod {name}"
+                )
+            running = any(
+                c["name"] == container and "running" in (c.get("state") or {})
+                for c in pod["status"].get("containerStatuses") or []
+            )
+            if pod["status"].get("phase") != "Running" or not running:
+                return status_response(
+                    400, "BadRequest",
+                    f"unable to upgrade connection: container not found (\"{container}\")",
+                )  # fmt: skip
+            component = self.built.pod_components.get((namespace, name))
+            handler = self.exec_handlers.get(component or "")
+        # Checked after the pod: kubectl falls back to SPDY when the WebSocket upgrade is
+        # refused, and shows the answer to that second request.
+        if request.method != "GET" or request.headers.get("upgrade", "").lower() != "websocket":
+            # kubectl's SPDY fallback (POST + Upgrade: SPDY/3.1) is not implemented here.
+            return status_response(400, "BadRequest", "Upgrade request required")
+        offered = request.headers.get("sec-websocket-protocol", "")
+        if not any(p.strip() in EXEC_PROTOCOLS for p in offered.split(",")):
+            return status_response(
+                400, "BadRequest", f"no supported stream protocol in {offered!r}"
+            )
+        stdout = request.query_value("stdout") in ("true", "1")
+        stderr = request.query_value("stderr") in ("true", "1")
+
+        def session(websocket: WebSocket) -> None:
+            serve_exec(websocket, handler, argv, stdout=stdout, stderr=stderr)
+
+        return self.websocket_response(request, session, protocols=EXEC_PROTOCOLS)
 
     # Pod logs -------------------------------------------------------------------------------
 
