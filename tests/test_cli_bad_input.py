@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -121,11 +122,27 @@ def _serve_noise(listener: socket.socket) -> None:
             connection, _ = listener.accept()
         except OSError:
             return
-        with connection:
-            try:
-                connection.sendall(os.urandom(256) + b"\r\n\r\n")
-            except OSError:
-                continue
+        # One thread per client: verify connects to PostgreSQL, Redis and HTTP at once.
+        threading.Thread(target=_answer_noise, args=(connection,), daemon=True).start()
+
+
+def _answer_noise(connection: socket.socket) -> None:
+    with connection:
+        try:
+            connection.sendall(_NOISE)
+            # Let the client read the noise before the socket goes: closing at once can
+            # reset the connection first, which is a different (also valid) failure.
+            connection.shutdown(socket.SHUT_WR)
+            connection.settimeout(1.0)
+            while connection.recv(4096):
+                pass
+        except OSError:
+            return
+
+
+# The same bytes every run, so each protocol's parser meets the same garbage: a first byte
+# that is no PostgreSQL message type, no RESP type and no HTTP method or status line.
+_NOISE = b"\x07" + random.Random(20261128).randbytes(255) + b"\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
