@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from immichcheck.manifests import load_expected_state
+from immichcheck.probes.kube import forward_listening
 from tests.fakes.kube_api import FakeKubeCluster
 from tests.fakes.kube_exec import ExecResult, local_tool_handler
 from tests.fakes.kube_selectors import (
@@ -484,6 +486,8 @@ async def test_kr8s_port_forward_reaches_a_routed_local_server(
     forward = service.portforward(remote_port=spec.port, local_port="auto")
     local_port = await forward.start()
     try:
+        # kr8s hands back the port before its local server listens: wait as verify does.
+        assert await asyncio.wait_for(forward_listening(forward), 5)
         async with httpx.AsyncClient(timeout=5) as client:
             for _ in range(2):  # a second request opens a second stream
                 ping = await client.get(f"http://127.0.0.1:{local_port}/api/server/ping")

@@ -470,7 +470,7 @@ def _flatten(data: Any) -> list[dict[str, Any]]:
 FORWARD_TRIES = 3
 
 
-async def _listening(forward: Any) -> bool:
+async def forward_listening(forward: Any) -> bool:
     """Wait until kr8s's local server for a forward is serving (False when its task failed)."""
     while True:
         task = getattr(forward, "_bg_task", None)
@@ -505,7 +505,7 @@ class PortForwards:
                         forward = target.portforward(remote_port=port, local_port="auto")
                         local_port = int(await forward.start())
                         self._forwards.append(forward)
-                        if await _listening(forward):
+                        if await forward_listening(forward):
                             return local_port
                         # kr8s picks a free port, then binds it in a background task; another
                         # process can take it in between, leaving nothing listening there.
