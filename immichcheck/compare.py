@@ -288,8 +288,12 @@ def judge_noise(
     interval: tuple[float, float] | None,
     earlier: Sequence[float],
     samples: tuple[int, int] | None,
+    min_history: int = 0,
 ) -> Noise:
-    """Combine the histogram bootstrap and the run-to-run spread into one noise verdict."""
+    """Combine the histogram bootstrap and the run-to-run spread into one noise verdict.
+
+    `min_history`: earlier runs needed before a change over time may be called at all.
+    """
     sizes: list[float] = []
     methods: list[str] = []
     significant = True
@@ -313,6 +317,15 @@ def judge_noise(
             None,
             False,
         )
+    if len(earlier) < min_history:
+        # A histogram only sees the noise inside one run; two runs on one machine differ by
+        # more (other load, caches, CPU frequency). Measured: two back-to-back `bench --local`
+        # runs gave 38 bootstrap-"significant" changes of 10-40%. Until enough earlier runs
+        # size that run-to-run noise, a change over time is not called.
+        methods.append(
+            f"run-to-run noise unknown: {len(earlier)} earlier run(s), {min_history} needed"
+        )
+        significant = False
     return Noise(max(sizes), "; ".join(methods), interval, significant)
 
 
@@ -329,6 +342,9 @@ class ReportOptions:
     paths: tuple[str, ...] = ()
     trend: int = 14
     rules: RuleSet = field(default_factory=RuleSet)
+    # Earlier runs of a series needed before a change over time is called (0: trust the
+    # histogram bootstrap alone, which ignores run-to-run noise).
+    min_history: int = MIN_REPEATS
     targets: tuple[Target, ...] = ()
 
 
@@ -405,6 +421,7 @@ def compare_runs(
     baseline: RunRecord,
     rules: RuleSet,
     earlier: Mapping[tuple[str, str, str], Sequence[float]] | None = None,
+    min_history: int = 0,
 ) -> list[Change]:
     """Every rule-covered metric of `current` against `baseline`, with verdicts."""
     before = _bench_index(baseline)
@@ -452,6 +469,7 @@ def compare_runs(
                     interval,
                     earlier_values,
                     (base.count, after.count) if interval is not None else None,
+                    min_history,
                 )
                 if not noise.significant:
                     verdict = WITHIN_NOISE
@@ -697,7 +715,11 @@ def build_report(
         else:
             baselines.append(baseline)
             changes += compare_runs(
-                current, baseline, options.rules, _earlier_values(frame, node, order)
+                current,
+                baseline,
+                options.rules,
+                _earlier_values(frame, node, order),
+                options.min_history,
             )
         measured_labels = path_labels(current)
         labels = list(options.paths) or measured_labels

@@ -108,7 +108,9 @@ def test_improvement_when_the_order_is_reversed(stored_history: LoadedRuns) -> N
     slow, fast = bench_runs[-1], bench_runs[-2]
     # Present the slow night as the baseline of a later, faster run.
     later = run(9, benchmarks=fast.benchmarks)
-    report = build_report([slow, later], [], ReportOptions(rules=load_rules(), trend=0))
+    report = build_report(
+        [slow, later], [], ReportOptions(rules=load_rules(), trend=0, min_history=0)
+    )
     assert _verdicts(report, "node05", REDIS)["p95"] == IMPROVEMENT
 
 
@@ -228,3 +230,17 @@ def test_bootstrap_sees_a_shift_and_not_a_copy() -> None:
     assert judge_noise(0.3, None, [], None).method.startswith("unknown")
     assert judge_noise(0.3, None, [1.0, 1.1, 0.9, 1.0, 1.05], None).significant is True
     assert judge_noise(0.05, None, [1.0, 1.1, 0.9, 1.0, 1.05], None).significant is False
+
+
+def test_two_runs_are_not_enough_to_call_a_change(stored_history: LoadedRuns) -> None:
+    # The histograms see only the noise inside one run; without earlier runs to size the
+    # run-to-run noise, even the deliberate 30% regression is reported as within noise.
+    bench_runs = [r for r in stored_history.runs if r.node == "node05" and r.benchmarks]
+    report = build_report(bench_runs[-2:], [], ReportOptions(rules=load_rules(), trend=0))
+    redis = [c for c in report.changes if (c.workload, c.parameters) == REDIS]
+    assert redis and all(c.verdict in (WITHIN_NOISE, WITHIN_THRESHOLD) for c in redis)
+    # The baseline is the one earlier run; five are needed to size the run-to-run noise.
+    unknown = "run-to-run noise unknown: 1 earlier run(s), 5 needed"
+    assert {c.verdict for c in redis} == {WITHIN_NOISE}
+    assert all(unknown in c.noise_method for c in redis)
+    assert report.regressions == []

@@ -53,6 +53,14 @@ def _names(value: str | None, flag: str) -> tuple[str, ...]:
     show_default=True,
     help="Show the trend over the last N runs per node (0: no trends).",
 )
+@option(
+    "--min-history",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Earlier runs of a series needed before a change over time is called a regression "
+    "or improvement (their spread sizes the run-to-run noise; 0 trusts the histograms alone).",
+)
 @verdict_files_options
 @output_options(REPORT_FORMATS, "markdown")
 @option(
@@ -105,6 +113,7 @@ def report(**params: Any) -> int:
         nodes=_names(params["nodes"], "--nodes"),
         paths=_names(params["paths"], "--paths"),
         trend=params["trend"],
+        min_history=params["min_history"],
         rules=load_rules(params["rules"]),
         targets=load_targets(params["targets_file"]),
     )
