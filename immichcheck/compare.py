@@ -325,7 +325,8 @@ def judge_noise(
         methods.append(
             f"run-to-run noise unknown: {len(earlier)} earlier run(s), {min_history} needed"
         )
-        significant = False
+        # The band is unknown, not the histogram's (much narrower) one.
+        return Noise(None, "; ".join(methods), interval, False)
     return Noise(max(sizes), "; ".join(methods), interval, significant)
 
 
