@@ -51,11 +51,16 @@ def reports_lock(reports_dir: Path) -> Iterator[None]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see either the old file or the whole new one."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` atomically (temp file, fsync, rename); `mode` sets the permissions first."""
     if path.exists() and not path.is_file():
         # /dev/null, /dev/stdout or a FIFO: renaming over it would replace the device node
         # with a regular file (for every process on the machine), so write through it.
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(path, "wb") as handle:
+            handle.write(data)
         return
     for folder in (path.parent, *path.parent.parents):
         if folder.exists():
@@ -66,8 +71,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        if mode is not None:
+            os.fchmod(fd, mode)  # before any byte is written: a private file is never readable
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)

@@ -28,6 +28,7 @@ from typing import Any
 
 from immichcheck.errors import ImmichcheckError
 from immichcheck.redaction import MASK, Redactor, secret_env_values
+from immichcheck.store import atomic_write_bytes
 
 LOG_COMPONENTS = ("server", "ml", "postgres", "redis")
 # Kinds verify's snapshot reads and manifests/ declares: their live objects are diffed.
@@ -512,20 +513,17 @@ def destination(output: str | os.PathLike[str], moment: datetime) -> Path:
 
 def write_archive(path: Path, members: Iterable[Member], mtime: float) -> None:
     """A gzip tar readable only by its owner (it holds logs), written atomically."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for member in members:
+            info = tarfile.TarInfo(member.name)
+            info.size = len(member.data)
+            info.mtime = int(mtime)
+            info.mode = 0o600
+            archive.addfile(info, io.BytesIO(member.data))
     try:
-        with open(temporary, "wb") as raw:
-            os.chmod(temporary, 0o600)
-            with tarfile.open(fileobj=raw, mode="w:gz") as archive:
-                for member in members:
-                    info = tarfile.TarInfo(member.name)
-                    info.size = len(member.data)
-                    info.mtime = int(mtime)
-                    info.mode = 0o600
-                    archive.addfile(info, io.BytesIO(member.data))
-        os.replace(temporary, path)
+        atomic_write_bytes(path, buffer.getvalue(), mode=0o600)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise ImmichcheckError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
