@@ -620,36 +620,22 @@ class ClusterBuilder:
         for container in containers:
             path = f"spec.containers{{{container['name']}}}"
             image = container.get("image", "")
-            add_event(
-                self.store,
-                pod,
-                "Normal",
-                "Pulled",
-                f'Container image "{image}" already present on machine',
-                created + timedelta(seconds=3),
-                node=node,
-                field_path=path,
+            lifecycle = (
+                ("Pulled", f'Container image "{image}" already present on machine', 3),
+                ("Created", f"Created container: {container['name']}", 4),
+                ("Started", f"Started container {container['name']}", 5),
             )
-            add_event(
-                self.store,
-                pod,
-                "Normal",
-                "Created",
-                f"Created container: {container['name']}",
-                created + timedelta(seconds=4),
-                node=node,
-                field_path=path,
-            )
-            add_event(
-                self.store,
-                pod,
-                "Normal",
-                "Started",
-                f"Started container {container['name']}",
-                created + timedelta(seconds=5),
-                node=node,
-                field_path=path,
-            )
+            for reason, message, seconds in lifecycle:
+                add_event(
+                    self.store,
+                    pod,
+                    "Normal",
+                    reason,
+                    message,
+                    created + timedelta(seconds=seconds),
+                    node=node,
+                    field_path=path,
+                )
 
     # Services, storage, ingress -------------------------------------------------------------
 
