@@ -153,28 +153,45 @@ def usage_message(exc: click.ClickException) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn every expected failure into one line and an exit code."""
-    args = sys.argv[1:] if argv is None else argv
+    """Entry point of the `immichcheck` script: run the CLI, then end the process quickly.
+
+    With `argv` (tests, embedding) it ends with SystemExit like any click program instead.
+    """
+    # httpx's __init__ imports its own command-line client (click, rich.syntax, pygments)
+    # whenever those are installed: ~70 ms of every start, for a tool immichcheck never runs.
+    # A None entry makes that one import raise ImportError, which httpx handles itself (its
+    # fallback when the CLI extras are not installed); the HTTP client is unaffected.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    code = run_cli(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        from immichcheck.process_exit import exit_process
+
+        exit_process(code)
+    sys.exit(code)
+
+
+def run_cli(args: list[str]) -> int:
+    """Run one command line; every expected failure becomes one line and an exit code."""
     debug = "--debug" in args
     try:
         result: Any = cli.main(args=args, prog_name="immichcheck", standalone_mode=False)
     except ImmichcheckError as exc:
         click.echo(f"immichcheck: error: {exc.message}", err=True)
-        sys.exit(int(exc.exit_code))
+        return int(exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:
         # `immichcheck` or `immichcheck manifests` alone: the help, not an "error: Usage: ..."
         # wall of text; still exit 3 (nothing ran) and nothing on stdout for a pipe to take.
         click.echo(exc.format_message(), err=True)
-        sys.exit(int(ExitCode.UNKNOWN))
+        return int(ExitCode.UNKNOWN)
     except click.ClickException as exc:
         # Usage errors exit 3 (could not run), keeping 2 unambiguous for verify's FAIL.
         click.echo(f"immichcheck: error: {usage_message(exc)}", err=True)
-        sys.exit(int(ExitCode.UNKNOWN))
+        return int(ExitCode.UNKNOWN)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("immichcheck: interrupted", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
+        return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # the last line of defence: never a traceback without --debug
         if debug:
             raise
@@ -182,5 +199,5 @@ def main(argv: list[str] | None = None) -> None:
             f"immichcheck: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
             err=True,
         )
-        sys.exit(int(ExitCode.UNKNOWN))
-    sys.exit(int(result) if isinstance(result, int) else 0)
+        return int(ExitCode.UNKNOWN)
+    return int(result) if isinstance(result, int) else 0
