@@ -169,3 +169,12 @@ def test_every_format_renders(output_format: str) -> None:
 def test_unknown_format_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown verify format"):
         render_verify(make_run(), "yaml")
+
+
+def test_table_fits_its_width_and_keeps_status_and_code_whole() -> None:
+    run = make_run()
+    for width in (60, 80, 120, 200):
+        lines = render_verify_table(run, width=width).splitlines()
+        assert max(len(line) for line in lines) <= width
+        fail_line = next(line for line in lines if "IC-RD-205" in line)
+        assert fail_line.startswith("FAIL") and "IC-RD-205" in fail_line
