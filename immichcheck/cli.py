@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     With `argv` (tests, embedding) it ends with SystemExit like any click program instead.
     """
     # httpx's __init__ imports its own command-line client (click, rich.syntax, pygments)
-    # whenever those are installed: ~70 ms of every start, for a tool immichcheck never runs.
+    # whenever those are installed: ~70 ms of every command that uses httpx, for a tool
+    # immichcheck never runs.
     # A None entry makes that one import raise ImportError, which httpx handles itself (its
     # fallback when the CLI extras are not installed); the HTTP client is unaffected.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
