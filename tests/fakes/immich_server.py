@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 import threading
@@ -206,6 +207,26 @@ class FakeAsset:
             "resized": False,
             "thumbhash": None,
         }
+
+
+def _signed_in(
+    permission: str, *, admin: bool = False
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Route decorator: the handler runs with the user the request authenticates as, and
+    otherwise the request gets the 401/403 a real server sends (its body drained first)."""
+
+    def decorate(handler: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(handler)
+        def route(server: FakeImmichServer, request: Request, *args: Any) -> Response:
+            user = server._authenticate(request, permission, admin=admin)
+            if isinstance(user, Response):
+                request.drain()
+                return user
+            return handler(server, request, user, *args)
+
+        return route
+
+    return decorate
 
 
 class FakeImmichServer(FakeHTTPServer):
@@ -473,10 +494,8 @@ class FakeImmichServer(FakeHTTPServer):
             },
         )
 
-    def _about(self, request: Request) -> Response:
-        user = self._authenticate(request, "server.about")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("server.about")
+    def _about(self, request: Request, user: FakeUser) -> Response:
         version = self.version_string()
         return Response.json(
             200,
@@ -496,10 +515,8 @@ class FakeImmichServer(FakeHTTPServer):
             },
         )
 
-    def _storage(self, request: Request) -> Response:
-        user = self._authenticate(request, "server.storage")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("server.storage")
+    def _storage(self, request: Request, user: FakeUser) -> Response:
         size = 2_000_000_000_000
         used = 400_000_000_000 + sum(asset.size for asset in self.live_assets())
         return Response.json(
@@ -515,10 +532,8 @@ class FakeImmichServer(FakeHTTPServer):
             },
         )
 
-    def _statistics(self, request: Request) -> Response:
-        user = self._authenticate(request, "server.statistics", admin=True)
-        if isinstance(user, Response):
-            return user
+    @_signed_in("server.statistics", admin=True)
+    def _statistics(self, request: Request, user: FakeUser) -> Response:
         live = self.live_assets()
         per_user = []
         with self.lock:
@@ -601,26 +616,20 @@ class FakeImmichServer(FakeHTTPServer):
             },
         )
 
-    def _logout(self, request: Request) -> Response:
-        user = self._authenticate(request, "session.delete")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("session.delete")
+    def _logout(self, request: Request, user: FakeUser) -> Response:
         token = request.headers.get("authorization", "")[7:].strip()
         with self.lock:
             self.sessions.pop(token, None)
         request.drain()
         return Response.json(200, {"successful": True, "redirectUri": "/auth/login"})
 
-    def _users_me(self, request: Request) -> Response:
-        user = self._authenticate(request, "user.read")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("user.read")
+    def _users_me(self, request: Request, user: FakeUser) -> Response:
         return Response.json(200, user.to_dto())
 
-    def _create_api_key(self, request: Request) -> Response:
-        user = self._authenticate(request, "apiKey.create")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("apiKey.create")
+    def _create_api_key(self, request: Request, user: FakeUser) -> Response:
         body = self._json_body(request)
         if isinstance(body, Response):
             return body
@@ -630,18 +639,14 @@ class FakeImmichServer(FakeHTTPServer):
         key = self.create_api_key(user, str(body.get("name") or "API Key"), tuple(permissions))
         return Response.json(201, {"secret": key.secret, "apiKey": key.to_dto()})
 
-    def _list_api_keys(self, request: Request) -> Response:
-        user = self._authenticate(request, "apiKey.read")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("apiKey.read")
+    def _list_api_keys(self, request: Request, user: FakeUser) -> Response:
         with self.lock:
             keys = [key.to_dto() for key in self.api_keys.values() if key.user_id == user.id]
         return Response.json(200, keys)
 
-    def _delete_api_key(self, request: Request, key_id: str) -> Response:
-        user = self._authenticate(request, "apiKey.delete")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("apiKey.delete")
+    def _delete_api_key(self, request: Request, user: FakeUser, key_id: str) -> Response:
         request.drain()
         with self.lock:
             for secret, key in list(self.api_keys.items()):
@@ -664,11 +669,8 @@ class FakeImmichServer(FakeHTTPServer):
                     return asset
         return None
 
-    def _upload(self, request: Request) -> Response:
-        user = self._authenticate(request, "asset.upload")
-        if isinstance(user, Response):
-            request.drain()
-            return user
+    @_signed_in("asset.upload")
+    def _upload(self, request: Request, user: FakeUser) -> Response:
         limit = self.upload_limit_bytes
         if limit is not None and request.content_length > limit:
             request.drain()
@@ -738,10 +740,8 @@ class FakeImmichServer(FakeHTTPServer):
         self._announce_upload(asset)
         return Response.json(201, {"id": asset.id, "status": "created"})
 
-    def _bulk_upload_check(self, request: Request) -> Response:
-        user = self._authenticate(request, "asset.upload")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("asset.upload")
+    def _bulk_upload_check(self, request: Request, user: FakeUser) -> Response:
         body = self._json_body(request)
         if isinstance(body, Response):
             return body
@@ -768,10 +768,8 @@ class FakeImmichServer(FakeHTTPServer):
                 results.append({"id": item["id"], "action": "accept"})
         return Response.json(200, {"results": results})
 
-    def _get_asset(self, request: Request, asset_id: str) -> Response:
-        user = self._authenticate(request, "asset.read")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("asset.read")
+    def _get_asset(self, request: Request, user: FakeUser, asset_id: str) -> Response:
         if not UUID_PATTERN.match(asset_id):
             return bad_request(["id must be a UUID"])
         with self.lock:
@@ -780,10 +778,8 @@ class FakeImmichServer(FakeHTTPServer):
                 return bad_request("Not found or no asset.read access")
             return Response.json(200, asset.to_dto())
 
-    def _delete_assets(self, request: Request) -> Response:
-        user = self._authenticate(request, "asset.delete")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("asset.delete")
+    def _delete_assets(self, request: Request, user: FakeUser) -> Response:
         body = self._json_body(request)
         if isinstance(body, Response):
             return body
@@ -816,10 +812,8 @@ class FakeImmichServer(FakeHTTPServer):
             if asset.owner_id == user.id and not asset.is_trashed and asset.visibility == "timeline"
         ]
 
-    def _timeline_buckets(self, request: Request) -> Response:
-        user = self._authenticate(request, "asset.read")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("asset.read")
+    def _timeline_buckets(self, request: Request, user: FakeUser) -> Response:
         counts: dict[str, int] = {}
         for asset in self._visible_assets(user):
             bucket = asset.file_created_at[:7] + "-01"
@@ -829,10 +823,8 @@ class FakeImmichServer(FakeHTTPServer):
         ]
         return Response.json(200, buckets)
 
-    def _timeline_bucket(self, request: Request) -> Response:
-        user = self._authenticate(request, "asset.read")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("asset.read")
+    def _timeline_bucket(self, request: Request, user: FakeUser) -> Response:
         time_bucket = request.query_value("timeBucket")
         if not time_bucket:
             return bad_request(["timeBucket should not be empty", "timeBucket must be a string"])
@@ -864,10 +856,8 @@ class FakeImmichServer(FakeHTTPServer):
             },
         )
 
-    def _smart_search(self, request: Request) -> Response:
-        user = self._authenticate(request, "asset.read")
-        if isinstance(user, Response):
-            return user
+    @_signed_in("asset.read")
+    def _smart_search(self, request: Request, user: FakeUser) -> Response:
         body = self._json_body(request)
         if isinstance(body, Response):
             return body
@@ -892,11 +882,9 @@ class FakeImmichServer(FakeHTTPServer):
             },
         )
 
-    def _metadata_search(self, request: Request) -> Response:
+    @_signed_in("asset.read")
+    def _metadata_search(self, request: Request, user: FakeUser) -> Response:
         """`POST /api/search/metadata` (MetadataSearchDto in, SearchResponseDto out)."""
-        user = self._authenticate(request, "asset.read")
-        if isinstance(user, Response):
-            return user
         body = self._json_body(request)
         if isinstance(body, Response):
             return body
@@ -968,10 +956,8 @@ class FakeImmichServer(FakeHTTPServer):
         counts.update(self.queue_counts.get(name, {}))
         return counts
 
-    def _jobs(self, request: Request) -> Response:
-        user = self._authenticate(request, "job.read", admin=True)
-        if isinstance(user, Response):
-            return user
+    @_signed_in("job.read", admin=True)
+    def _jobs(self, request: Request, user: FakeUser) -> Response:
         body = {
             name: {
                 "jobCounts": self._counts(name),
@@ -984,10 +970,8 @@ class FakeImmichServer(FakeHTTPServer):
         }
         return Response.json(200, body)
 
-    def _queues(self, request: Request) -> Response:
-        user = self._authenticate(request, "queue.read", admin=True)
-        if isinstance(user, Response):
-            return user
+    @_signed_in("queue.read", admin=True)
+    def _queues(self, request: Request, user: FakeUser) -> Response:
         body = [
             {
                 "name": name,
