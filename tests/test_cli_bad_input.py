@@ -547,21 +547,19 @@ def _verify_json(scene: Scene, *args: str) -> Outcome:
     return outcome
 
 
+def _services_at(port: int, *, ml: bool = True) -> list[str]:
+    """verify's flags pointing PostgreSQL, Redis, the server (and the ML service) at one port."""
+    flags = [
+        "--pg-dsn", _dsn(port),
+        "--redis-url", f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
+        "--server-url", f"http://127.0.0.1:{port}",
+    ]  # fmt: skip
+    return [*flags, "--ml-url", f"http://127.0.0.1:{port}"] if ml else flags
+
+
 def test_closed_ports_are_connection_refused(scene: Scene) -> None:
     port = scene.closed_port
-    outcome = _verify_json(
-        scene,
-        "--pg-dsn",
-        _dsn(port),
-        "--redis-url",
-        f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
-        "--server-url",
-        f"http://127.0.0.1:{port}",
-        "--ml-url",
-        f"http://127.0.0.1:{port}",
-        "--api-key",
-        PASSWORD,
-    )
+    outcome = _verify_json(scene, *_services_at(port), "--api-key", PASSWORD)
     assert outcome.code == 3
     found = not_passing(outcome)
     assert set(found) == {"IC-PG-101", "IC-RD-201", "IC-ML-301", "IC-SV-401"}
@@ -570,17 +568,7 @@ def test_closed_ports_are_connection_refused(scene: Scene) -> None:
 
 def test_silent_ports_time_out_quickly(scene: Scene) -> None:
     port = scene.silent_port
-    outcome = _verify_json(
-        scene,
-        "--pg-dsn",
-        _dsn(port),
-        "--redis-url",
-        f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
-        "--server-url",
-        f"http://127.0.0.1:{port}",
-        "--ml-url",
-        f"http://127.0.0.1:{port}",
-    )
+    outcome = _verify_json(scene, *_services_at(port))
     assert outcome.code == 3
     found = not_passing(outcome)
     assert set(found) == {"IC-PG-101", "IC-RD-201", "IC-ML-301", "IC-SV-401"}
@@ -591,15 +579,7 @@ def test_silent_ports_time_out_quickly(scene: Scene) -> None:
 
 def test_noise_instead_of_a_protocol(scene: Scene) -> None:
     port = scene.noise_port
-    outcome = _verify_json(
-        scene,
-        "--pg-dsn",
-        _dsn(port),
-        "--redis-url",
-        f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
-        "--server-url",
-        f"http://127.0.0.1:{port}",
-    )
+    outcome = _verify_json(scene, *_services_at(port, ml=False))
     assert outcome.code == 3
     found = not_passing(outcome)
     assert "does not answer in the PostgreSQL protocol" in found["IC-PG-101"]
