@@ -256,6 +256,7 @@ class Measured:
 
     @property
     def speedup(self) -> float:
+        """How many times verify's time the README's commands take."""
         return self.readme / self.verify
 
 
@@ -263,14 +264,14 @@ def latency_for_speedup(rows: Sequence[Measured], speedup: float) -> float | Non
     """The API latency (ms) at which README/verify reaches `speedup`, on straight lines drawn
     through the first and last measured points; None when the lines never get there."""
     first, last = rows[0], rows[-1]
+    if first.speedup >= speedup:
+        return first.latency_ms
     span = last.latency_ms - first.latency_ms
     if span <= 0:
         return None
     readme_slope = (last.readme - first.readme) / span
     verify_slope = (last.verify - first.verify) / span
     gain = readme_slope - speedup * verify_slope
-    if first.speedup >= speedup:
-        return first.latency_ms
     if gain <= 0:
         return None
     return first.latency_ms + (speedup * first.verify - first.readme) / gain

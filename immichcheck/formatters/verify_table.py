@@ -85,7 +85,8 @@ def column_widths(results: list[CheckResult], width: int) -> tuple[int, int, int
 
     Status and Code are never wrapped; Check and Target take their longest value up to a
     cap; Result gets the rest but at least a quarter of the width, Check and Target giving way
-    (down to 10 each) on a narrow terminal. Lengths are string lengths: everything is ASCII.
+    (down to 10 each) on a narrow terminal. Codes, titles and targets are ASCII, so a string's
+    length is its width on screen; rich still wraps every cell by its display width.
     """
     status = max(len("Status"), *(len(r.status.value) for r in results))
     code = max(len("Code"), *(len(r.code) for r in results))
