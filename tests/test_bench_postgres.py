@@ -226,3 +226,11 @@ async def test_asyncpg_fallback_for_round_trips_says_why(postgres_server: LocalP
     )
     assert result.count > 0 and result.errors == 0
     assert "measured with asyncpg" in result.notes[0] and "TLS required" in result.notes[0]
+
+
+async def test_missing_pgvector_is_said_not_left_out(postgres_server: LocalPostgres) -> None:
+    # A fresh database with no vector extension, and not our throwaway server to add it to.
+    results = await pg_bench.SUITE.run(bench_context(pg_dsn=postgres_server.dsn, concurrency=[1]))
+    assert "postgres.vector_search" not in {r.workload for r in results}
+    said = [note for r in results for note in r.notes if "postgres.vector_search" in note]
+    assert said == [pg_bench.NO_PGVECTOR]

@@ -434,6 +434,14 @@ async def find_immich_tables(connection: Any) -> Tables:
 # --------------------------------------------------------------------------- read shapes
 
 
+VECTOR_SEARCH = "postgres.vector_search"
+NO_PGVECTOR = (
+    f"{VECTOR_SEARCH} not measured: this PostgreSQL has no pgvector extension "
+    "(Immich's own image has it)"
+)
+NO_EMBEDDINGS_LIVE = f"{VECTOR_SEARCH} not measured: no readable CLIP embeddings in Immich's tables"
+
+
 def read_queries(tables: Tables) -> dict[str, str]:
     """The SQL of Immich's hot read shapes on the given tables."""
     queries = {
@@ -454,7 +462,7 @@ def read_queries(tables: Tables) -> dict[str, str]:
             WHERE "ownerId" = $1 AND checksum = $2 AND "libraryId" IS NULL LIMIT 1""",
     }
     if tables.smart_search:
-        queries["postgres.vector_search"] = f"""
+        queries[VECTOR_SEARCH] = f"""
             SELECT "assetId" FROM {tables.smart_search}
             ORDER BY embedding <=> $1::vector LIMIT 100"""
     return queries
@@ -483,7 +491,7 @@ async def query_arguments(
         "postgres.bucket_assets": [(owner, bucket) for bucket in buckets],
         "postgres.checksum_lookup": [(owner, checksum) for checksum in checksums],
     }
-    if "postgres.vector_search" in queries:
+    if VECTOR_SEARCH in queries:
         from immichcheck.probes.postgres import postgres_error
 
         try:
@@ -492,7 +500,7 @@ async def query_arguments(
             )
         except postgres_error():
             vectors = []  # an embedding type we cannot read as text: no vector workload
-        arguments["postgres.vector_search"] = [(row["v"],) for row in vectors]
+        arguments[VECTOR_SEARCH] = [(row["v"],) for row in vectors]
     return arguments
 
 
@@ -794,6 +802,10 @@ class PostgresSuite:
                         workload, {"dataset": source}, make_client, concurrency, timing
                     )
                 )
+        if results and not any(r.workload == VECTOR_SEARCH for r in results):
+            # Absent from the table without a word, smart search looks forgotten, not missing.
+            why = NO_EMBEDDINGS_LIVE if live else NO_PGVECTOR
+            results[0] = replace(results[0], notes=(*results[0].notes, why))
         return results
 
 
