@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"machine: {os.cpu_count()} CPUs; median of {args.runs} runs after one warm-up\n")
         print(f"{'what':<52} {'seconds':>8}")
         for label, seconds in (
-            (f"immichcheck verify ({checks_counted} results, 1 process)", base.verify),
+            (f"immichcheck verify ({checks_counted} results, 1 command)", base.verify),
             (f"README commands ({len(readme)} processes, one after another)", base.readme),
             ("immichcheck --help", help_seconds),
         ):

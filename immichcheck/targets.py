@@ -122,6 +122,7 @@ class Targets:
         timeout: float,
         redactor: Redactor,
         preloaded_snapshot: Any = None,
+        prefetch: Any = None,
     ) -> None:
         self.options = options
         self.expected = expected
@@ -131,6 +132,7 @@ class Targets:
         self.namespace = options.namespace or expected.namespace
         self._snapshot_task: asyncio.Task[Any] | None = None
         self._preloaded = preloaded_snapshot
+        self._prefetch = prefetch  # a SnapshotPrefetch already reading in a child process
         self._api: Any = None
         self._forwards: Any = None
         self._forward_ports: dict[tuple[str, int], asyncio.Task[int]] = {}
@@ -163,12 +165,15 @@ class Targets:
             raise ProbeSkipped("no kubeconfig found and not running in a pod")
         else:
             try:
-                connection = await kube.open_connection(
-                    self.kube_access, self.namespace, self.timeout
-                )
-                snapshot = await kube.read_snapshot(
-                    connection, self.namespace, list(self.expected.secrets), self.timeout
-                )
+                if self._prefetch is not None:
+                    snapshot = await self._prefetch.result()
+                else:
+                    connection = await kube.open_connection(
+                        self.kube_access, self.namespace, self.timeout
+                    )
+                    snapshot = await kube.read_snapshot(
+                        connection, self.namespace, list(self.expected.secrets), self.timeout
+                    )
             except kube.KubeError as exc:
                 raise ProbeError(f"{exc} ({self.kube_access.description})") from exc
         for values in kube.secret_values(snapshot, self.expected.secrets).values():
@@ -305,6 +310,8 @@ class Targets:
                 task.cancel()
         if self._snapshot_task is not None and not self._snapshot_task.done():
             self._snapshot_task.cancel()
+        if self._prefetch is not None:
+            self._prefetch.close()
 
 
 def _password_of(url: str | None) -> str | None:

@@ -86,6 +86,33 @@ class _Size(click.ParamType):
         return parse_size(str(value))
 
 
+def reads_cluster(codes: list[str], kube_access: Any, dump: Any) -> bool:
+    """Whether this run reads a snapshot from the API server (nothing is forked for a run
+    that does not: `--only redis` makes no API request)."""
+    if kube_access is None or dump is not None:
+        return False
+    from immichcheck.checks import registered_checks
+    from immichcheck.runner import probes_needed
+
+    return "kube" in probes_needed(codes, registered_checks())
+
+
+def _start_prefetch(
+    codes: list[str],
+    kube_access: Any,
+    dump: Any,
+    namespace: str,
+    secret_names: list[str],
+    timeout: float,
+) -> Any:
+    """A SnapshotPrefetch reading the cluster in a child process, or None (read in process)."""
+    if not reads_cluster(codes, kube_access, dump):
+        return None
+    from immichcheck.probes.kube_prefetch import SnapshotPrefetch
+
+    return SnapshotPrefetch.start(kube_access, namespace, secret_names, timeout)
+
+
 def _print_catalogue(output_format: str) -> None:
     from immichcheck.checks import load_catalogue
 
@@ -249,22 +276,53 @@ def verify(**params: Any) -> int:
 
 def run_verify_command(params: dict[str, Any]) -> int:
     """Everything `verify` does after parsing: run, save, render, exit code."""
-    import asyncio
-
+    # Only what the snapshot's child process needs is imported before it is forked; the
+    # rest (psutil, the store, the formatters) is imported while the child reads the cluster.
     from immichcheck.checks import load_catalogue, select_codes
-    from immichcheck.formatters.verify import render_verify
-    from immichcheck.hostfacts import host_facts
     from immichcheck.manifests import load_expected_state
-    from immichcheck.redaction import Redactor
-    from immichcheck.runner import RunSettings, exit_code_for, print_progress, verify_run_record
-    from immichcheck.runner import verify as run
-    from immichcheck.store import save_run
-    from immichcheck.targets import TargetOptions, Targets, resolve_kube_access
+    from immichcheck.targets import TargetOptions, resolve_kube_access
 
     expected = load_expected_state(params.get("manifests_dir"))
     codes = select_codes(load_catalogue(), params["only"], params["skip"])
     options = TargetOptions.from_params(params)
     kube_access = resolve_kube_access(options)
+    dump = None
+    if options.from_dump:
+        from immichcheck.probes.kube import snapshot_from_dump
+
+        # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
+        dump = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
+    timeout = params["timeout"]
+    # Before any thread starts: the first snapshot is read by a forked child on another core.
+    prefetch = _start_prefetch(codes, kube_access, dump, options.namespace or expected.namespace,
+                               list(expected.secrets), timeout)  # fmt: skip
+    try:
+        return _run_and_report(params, expected, codes, options, kube_access, dump, prefetch)
+    finally:
+        if prefetch is not None:  # a child nobody read (an early error, Ctrl-C) is stopped
+            prefetch.close()
+
+
+def _run_and_report(
+    params: dict[str, Any],
+    expected: Any,
+    codes: list[str],
+    options: Any,
+    kube_access: Any,
+    dump: Any,
+    prefetch: Any,
+) -> int:
+    """Run the probes and checks (the snapshot maybe already on its way), save, render."""
+    import asyncio
+
+    from immichcheck.formatters.verify import render_verify
+    from immichcheck.hostfacts import host_facts
+    from immichcheck.redaction import Redactor
+    from immichcheck.runner import RunSettings, exit_code_for, print_progress, verify_run_record
+    from immichcheck.runner import verify as run
+    from immichcheck.store import save_run
+    from immichcheck.targets import Targets
+
     settings = RunSettings(
         timeout=params["timeout"],
         inference_timeout=params["inference_timeout"],
@@ -276,15 +334,14 @@ def run_verify_command(params: dict[str, Any]) -> int:
         body_limit_budget=params["body_limit_budget"],
     )
     redactor = Redactor()
-    dump = None
-    if options.from_dump:
-        from immichcheck.probes.kube import snapshot_from_dump
-
-        # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
-        dump = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
+    handed_over = [prefetch]
 
     def make_targets() -> Targets:
-        return Targets(options, expected, kube_access, settings.timeout, redactor, dump)
+        # Only the first attempt's snapshot is prefetched; --wait re-reads in process.
+        first = handed_over.pop() if handed_over else None
+        return Targets(
+            options, expected, kube_access, settings.timeout, redactor, dump, prefetch=first
+        )
 
     from concurrent.futures import ThreadPoolExecutor
 

@@ -1,0 +1,212 @@
+"""The snapshot read by a forked child: same facts, one-line errors, nothing left running.
+
+The fork only happens in a process without threads, and pytest's fakes run threads, so the
+child's side runs in a fresh interpreter (the real path a user's `immichcheck verify` takes)
+against the fake API server served from this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from immichcheck.checks import load_catalogue, select_codes
+from immichcheck.commands.verify import reads_cluster
+from immichcheck.errors import ExitCode
+from immichcheck.probes.kube import KubeAccess, open_connection, read_snapshot
+from immichcheck.probes.kube_prefetch import SnapshotPrefetch
+from tests.fakes.kube_api import FakeKubeCluster
+
+SECRETS = ["immich-postgres-secret", "immich-server-secret"]
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter: fork the reader, then take its answer (or do `mode` to it).
+CHILD_SIDE = """
+import asyncio, dataclasses, json, os, signal, sys, time
+from pathlib import Path
+from immichcheck.probes.kube import KubeAccess, KubeError
+from immichcheck.probes.kube_prefetch import SnapshotPrefetch
+
+kubeconfig, mode, SECRETS = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+access = KubeAccess(Path(kubeconfig), None, False)
+prefetch = SnapshotPrefetch.start(access, "immich", SECRETS, 3.0)
+out = {"forked": prefetch is not None}
+if mode == "kill":
+    os.kill(prefetch.pid, signal.SIGKILL)
+if mode == "close":
+    started = time.monotonic()
+    prefetch.close()
+    out["close_seconds"] = time.monotonic() - started
+    out["child_gone"] = not Path(f"/proc/{prefetch.pid}").exists()
+else:
+    try:
+        out["snapshot"] = dataclasses.asdict(asyncio.run(prefetch.result()))
+    except KubeError as exc:
+        out["error"] = str(exc)
+    prefetch.close()
+out["kr8s_in_parent"] = "kr8s" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def child_side(kubeconfig: Path, mode: str = "read") -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-c", CHILD_SIDE, str(kubeconfig), mode, json.dumps(SECRETS)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""  # the child prints nothing of its own
+    return dict(json.loads(completed.stdout))
+
+
+def in_process(kubeconfig: Path) -> Any:
+    async def read() -> Any:
+        access = KubeAccess(kubeconfig, None, False)
+        connection = await open_connection(access, "immich", 3.0)
+        return await read_snapshot(connection, "immich", SECRETS, 3.0)
+
+    return asyncio.run(read())
+
+
+def test_the_child_reads_the_same_snapshot_and_the_parent_never_imports_kr8s(
+    fake_cluster: FakeKubeCluster,
+) -> None:
+    answer = child_side(fake_cluster.kubeconfig_path)
+    assert answer["forked"] is True
+    assert answer["kr8s_in_parent"] is False  # the child did the reading
+    expected = dataclasses.asdict(in_process(fake_cluster.kubeconfig_path))
+    assert by_name(answer["snapshot"]) == by_name(expected)
+    assert {s["metadata"]["name"] for s in answer["snapshot"]["objects"]["Secret"]} == set(SECRETS)
+
+
+def by_name(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot with each kind's objects in name order (secrets arrive as they come)."""
+    objects = {
+        kind: sorted(items, key=lambda item: item["metadata"]["name"])
+        for kind, items in snapshot["objects"].items()
+    }
+    return snapshot | {"objects": objects}
+
+
+def test_wrong_credentials_give_the_message_the_in_process_read_gives(
+    fake_cluster: FakeKubeCluster, tmp_path: Path
+) -> None:
+    config = fake_cluster.write_kubeconfig(tmp_path / "kubeconfig", token="NotTheRightTokenAtAll")
+    answer = child_side(config)
+    with pytest.raises(Exception) as in_process_error:
+        in_process(config)
+    assert answer["error"] == str(in_process_error.value)
+    assert "401" in answer["error"]
+
+
+def test_a_killed_child_is_a_one_line_error_not_a_hang(fake_cluster: FakeKubeCluster) -> None:
+    fake_cluster.latency = 2.0  # the child is still waiting for the API server when killed
+    started = time.monotonic()
+    answer = child_side(fake_cluster.kubeconfig_path, "kill")
+    assert answer["error"] == (
+        "the process reading the cluster was killed by signal 9 without an answer"
+    )
+    assert time.monotonic() - started < 10
+
+
+def test_close_stops_and_reaps_a_child_still_reading(fake_cluster: FakeKubeCluster) -> None:
+    fake_cluster.latency = 2.0
+    answer = child_side(fake_cluster.kubeconfig_path, "close")
+    assert answer["child_gone"] is True  # killed and reaped: no process, no zombie
+    assert answer["close_seconds"] < 1.0
+
+
+def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        access = KubeAccess(fake_cluster.kubeconfig_path, None, False)
+        assert SnapshotPrefetch.start(access, "immich", SECRETS, 3.0) is None
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_only_runs_that_read_the_cluster_fork_a_reader(tmp_path: Path) -> None:
+    catalogue = load_catalogue()
+    access = KubeAccess(tmp_path / "kubeconfig", None, False)
+    assert reads_cluster(select_codes(catalogue), access, dump=None)
+    assert reads_cluster(select_codes(catalogue, only=["IC-CL-006"]), access, dump=None)
+    # --only redis with --redis-url: no API request at all, so nothing is forked.
+    assert not reads_cluster(select_codes(catalogue, only=["redis"]), access, dump=None)
+    assert not reads_cluster(select_codes(catalogue), None, dump=None)  # no credentials
+    assert not reads_cluster(select_codes(catalogue), access, dump=object())  # --from-dump
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reader forks on Linux")
+def test_ctrl_c_while_the_child_reads_ends_both_quietly(fake_cluster: FakeKubeCluster) -> None:
+    fake_cluster.latency = 5.0
+    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
+    verify = subprocess.Popen(
+        [immichcheck, "verify", "--kubeconfig", str(fake_cluster.kubeconfig_path),
+         "--only", "cluster", "--no-save", "--timeout", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not _children_of(verify.pid):
+            assert time.monotonic() < deadline, "verify never forked its reader"
+            time.sleep(0.02)
+        reader = _children_of(verify.pid)[0]
+        os.killpg(verify.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        _out, err = verify.communicate(timeout=20)
+    finally:
+        if verify.poll() is None:
+            os.killpg(verify.pid, signal.SIGKILL)
+            verify.wait()
+    assert verify.returncode == ExitCode.INTERRUPTED
+    assert err.strip() == "immichcheck: interrupted"  # no traceback, from either process
+    assert not Path(f"/proc/{reader}").exists()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(verify.pid, 0)  # nothing of the group is left running
+
+
+def test_verify_through_the_reader_passes_a_healthy_cluster_and_prints_no_secret(
+    fake_cluster: FakeKubeCluster,
+) -> None:
+    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
+    completed = subprocess.run(
+        [immichcheck, "verify", "--kubeconfig", str(fake_cluster.kubeconfig_path),
+         "--only", "cluster", "--no-save", "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert completed.returncode == ExitCode.OK, completed.stdout + completed.stderr
+    record = json.loads(completed.stdout)
+    assert {check["status"] for check in record["checks"]} == {"PASS"}
+    assert len({check["code"] for check in record["checks"]}) == 14
+    for name in SECRETS:
+        for value in fake_cluster.secret_values(name).values():
+            if len(value) >= 8:  # the username "immich" is an identifier, shown on purpose
+                assert value not in completed.stdout + completed.stderr
