@@ -40,7 +40,7 @@ from immichcheck.probes.kube_prefetch import SnapshotPrefetch
 
 kubeconfig, mode, SECRETS = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 access = KubeAccess(Path(kubeconfig), None, False)
-prefetch = SnapshotPrefetch.start(access, "immich", SECRETS, 3.0)
+prefetch = SnapshotPrefetch.start(access, lambda: ("immich", SECRETS), 3.0)
 out = {"forked": prefetch is not None}
 if mode == "kill":
     os.kill(prefetch.pid, signal.SIGKILL)
@@ -133,7 +133,7 @@ def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> Non
     worker.start()
     try:
         access = KubeAccess(fake_cluster.kubeconfig_path, None, False)
-        assert SnapshotPrefetch.start(access, "immich", SECRETS, 3.0) is None
+        assert SnapshotPrefetch.start(access, lambda: ("immich", SECRETS), 3.0) is None
     finally:
         stop.set()
         worker.join()
@@ -142,12 +142,12 @@ def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> Non
 def test_only_runs_that_read_the_cluster_fork_a_reader(tmp_path: Path) -> None:
     catalogue = load_catalogue()
     access = KubeAccess(tmp_path / "kubeconfig", None, False)
-    assert reads_cluster(select_codes(catalogue), access, dump=None)
-    assert reads_cluster(select_codes(catalogue, only=["IC-CL-006"]), access, dump=None)
+    assert reads_cluster(select_codes(catalogue), access, from_dump=None)
+    assert reads_cluster(select_codes(catalogue, only=["IC-CL-006"]), access, from_dump=None)
     # --only redis with --redis-url: no API request at all, so nothing is forked.
-    assert not reads_cluster(select_codes(catalogue, only=["redis"]), access, dump=None)
-    assert not reads_cluster(select_codes(catalogue), None, dump=None)  # no credentials
-    assert not reads_cluster(select_codes(catalogue), access, dump=object())  # --from-dump
+    assert not reads_cluster(select_codes(catalogue, only=["redis"]), access, from_dump=None)
+    assert not reads_cluster(select_codes(catalogue), None, from_dump=None)  # no credentials
+    assert not reads_cluster(select_codes(catalogue), access, from_dump="dump.json")
 
 
 def _children_of(pid: int) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -86,10 +87,10 @@ class _Size(click.ParamType):
         return parse_size(str(value))
 
 
-def reads_cluster(codes: list[str], kube_access: Any, dump: Any) -> bool:
+def reads_cluster(codes: list[str], kube_access: Any, from_dump: Any) -> bool:
     """Whether this run reads a snapshot from the API server (nothing is forked for a run
     that does not: `--only redis` makes no API request)."""
-    if kube_access is None or dump is not None:
+    if kube_access is None or from_dump:
         return False
     from immichcheck.checks import registered_checks
     from immichcheck.runner import probes_needed
@@ -98,19 +99,12 @@ def reads_cluster(codes: list[str], kube_access: Any, dump: Any) -> bool:
 
 
 def _start_prefetch(
-    codes: list[str],
-    kube_access: Any,
-    dump: Any,
-    namespace: str,
-    secret_names: list[str],
-    timeout: float,
+    kube_access: Any, namespace_and_secrets: Callable[[], tuple[str, list[str]]], timeout: float
 ) -> Any:
     """A SnapshotPrefetch reading the cluster in a child process, or None (read in process)."""
-    if not reads_cluster(codes, kube_access, dump):
-        return None
     from immichcheck.probes.kube_prefetch import SnapshotPrefetch
 
-    return SnapshotPrefetch.start(kube_access, namespace, secret_names, timeout)
+    return SnapshotPrefetch.start(kube_access, namespace_and_secrets, timeout)
 
 
 def _print_catalogue(output_format: str) -> None:
@@ -276,27 +270,37 @@ def verify(**params: Any) -> int:
 
 def run_verify_command(params: dict[str, Any]) -> int:
     """Everything `verify` does after parsing: run, save, render, exit code."""
-    # Only what the snapshot's child process needs is imported before it is forked; the
-    # rest (psutil, the store, the formatters) is imported while the child reads the cluster.
+    # Only what the snapshot's child process needs happens before it is forked; the rest
+    # (the manifests' expected state, psutil, the store, the formatters) happens in the
+    # parent while the child reads the cluster.
     from immichcheck.checks import load_catalogue, select_codes
     from immichcheck.manifests import load_expected_state
     from immichcheck.targets import TargetOptions, resolve_kube_access
 
-    expected = load_expected_state(params.get("manifests_dir"))
-    codes = select_codes(load_catalogue(), params["only"], params["skip"])
     options = TargetOptions.from_params(params)
     kube_access = resolve_kube_access(options)
-    dump = None
-    if options.from_dump:
-        from immichcheck.probes.kube import snapshot_from_dump
+    codes = select_codes(load_catalogue(), params["only"], params["skip"])
+    manifests_dir = params.get("manifests_dir")
 
-        # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
-        dump = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
-    timeout = params["timeout"]
+    def namespace_and_secrets() -> tuple[str, list[str]]:
+        # Run by the child: it parses manifests/ itself rather than wait for the parent to.
+        expected = load_expected_state(manifests_dir)
+        return options.namespace or expected.namespace, list(expected.secrets)
+
     # Before any thread starts: the first snapshot is read by a forked child on another core.
-    prefetch = _start_prefetch(codes, kube_access, dump, options.namespace or expected.namespace,
-                               list(expected.secrets), timeout)  # fmt: skip
+    prefetch = (
+        _start_prefetch(kube_access, namespace_and_secrets, params["timeout"])
+        if reads_cluster(codes, kube_access, options.from_dump)
+        else None
+    )
     try:
+        expected = load_expected_state(manifests_dir)
+        dump = None
+        if options.from_dump:
+            from immichcheck.probes.kube import snapshot_from_dump
+
+            # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
+            dump = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
         return _run_and_report(params, expected, codes, options, kube_access, dump, prefetch)
     finally:
         if prefetch is not None:  # a child nobody read (an early error, Ctrl-C) is stopped

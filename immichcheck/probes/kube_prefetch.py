@@ -30,12 +30,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from immichcheck.probes.kube import KubeAccess, KubeError, Snapshot, open_connection, read_snapshot
 
 READ_CHUNK = 1 << 16
+Where = Callable[[], tuple[str, Sequence[str]]]  # -> (namespace, names of the secrets to read)
 
 
 class SnapshotPrefetch:
@@ -48,10 +49,12 @@ class SnapshotPrefetch:
         self._status: int | None = None
 
     @classmethod
-    def start(
-        cls, access: KubeAccess, namespace: str, secret_names: Sequence[str], timeout: float
-    ) -> SnapshotPrefetch | None:
-        """Fork the reader, or None where forking is not safe (then read in process)."""
+    def start(cls, access: KubeAccess, where: Where, timeout: float) -> SnapshotPrefetch | None:
+        """Fork the reader, or None where forking is not safe (then read in process).
+
+        `where` gives the namespace and the secret names; the child calls it, so whatever
+        it costs (parsing manifests/) is not on the child's way to the API server.
+        """
         if not sys.platform.startswith("linux") or threading.active_count() > 1:
             return None
         # Both processes need httpx (the child for the API, the parent for the Immich
@@ -64,7 +67,7 @@ class SnapshotPrefetch:
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_fd)
-            _child_main(write_fd, access, namespace, secret_names, timeout)
+            _child_main(write_fd, access, where, timeout)
         os.close(write_fd)
         return cls(pid, read_fd)
 
@@ -151,20 +154,14 @@ async def _read_until_eof(fd: int) -> bytes:
         loop.remove_reader(fd)
 
 
-def _child_main(
-    write_fd: int,
-    access: KubeAccess,
-    namespace: str,
-    secret_names: Sequence[str],
-    timeout: float,
-) -> None:
+def _child_main(write_fd: int, access: KubeAccess, where: Where, timeout: float) -> None:
     """Read the snapshot, write one JSON answer, exit without the parent's cleanup."""
     code = 0
     try:
         # Ctrl-C reaches the whole process group: the child just ends, without a traceback;
         # the parent reports the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        answer = _child_answer(access, namespace, secret_names, timeout)
+        answer = _child_answer(access, where, timeout)
         data = json.dumps(answer).encode()
         view = memoryview(data)
         while view:
@@ -177,12 +174,11 @@ def _child_main(
         os._exit(code)
 
 
-def _child_answer(
-    access: KubeAccess, namespace: str, secret_names: Sequence[str], timeout: float
-) -> dict[str, Any]:
+def _child_answer(access: KubeAccess, where: Where, timeout: float) -> dict[str, Any]:
     """{"snapshot": ...} or {"error": one line}, as the in-process read would have raised."""
 
     async def read() -> Snapshot:
+        namespace, secret_names = where()
         connection = await open_connection(access, namespace, timeout)
         return await read_snapshot(connection, namespace, secret_names, timeout)
 
