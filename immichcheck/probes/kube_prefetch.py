@@ -194,4 +194,5 @@ def _child_answer(access: KubeAccess, where: Where, timeout: float) -> dict[str,
         return {"error": f"no answer from the API server within {2 * timeout + 1.0:g} s"}
     except Exception as exc:  # a library error is still only this probe's ERROR
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"snapshot": dataclasses.asdict(snapshot)}
+    # The fields as they are (asdict would deep-copy every object only to serialise it).
+    return {"snapshot": {f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)}}
