@@ -44,3 +44,10 @@ def test_latency_for_speedup_follows_the_measured_lines(script: ModuleType) -> N
     rows = [measured(0.0, verify=0.6, readme=2.4), measured(20.0, verify=1.6, readme=3.4)]
     assert script.latency_for_speedup(rows, 5.0) is None
     assert script.latency_for_speedup(rows[:1], 5.0) is None  # one point draws no line
+
+
+def test_the_ratio_is_the_median_of_the_paired_runs(script: ModuleType) -> None:
+    # Pairs timed seconds apart: one slow minute moves both sides, not the ratio.
+    row = script.Measured(0.0, verify=0.5, readme=2.4, pair_ratios=(4.0, 5.2, 5.0))
+    assert row.speedup == pytest.approx(5.0)
+    assert script.Measured(0.0, verify=0.5, readme=2.4).speedup == pytest.approx(4.8)
