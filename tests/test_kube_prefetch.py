@@ -40,8 +40,12 @@ from immichcheck.probes.kube_prefetch import SnapshotPrefetch
 
 kubeconfig, mode, SECRETS = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 access = KubeAccess(Path(kubeconfig), None, False)
-prefetch = SnapshotPrefetch.start(access, lambda: ("immich", SECRETS), 3.0)
-out = {"forked": prefetch is not None}
+prefetch = SnapshotPrefetch.start(access, 3.0)
+out = {"forked": prefetch is not None, "pid": prefetch.pid}
+if mode == "parent-dies":  # before saying what to read, without closing anything
+    print(json.dumps(out), flush=True)
+    os._exit(0)
+prefetch.send_targets("immich", SECRETS)
 if mode == "kill":
     os.kill(prefetch.pid, signal.SIGKILL)
 if mode == "close":
@@ -127,13 +131,23 @@ def test_close_stops_and_reaps_a_child_still_reading(fake_cluster: FakeKubeClust
     assert answer["close_seconds"] < 1.0
 
 
+def test_a_child_whose_parent_died_ends_by_itself(fake_cluster: FakeKubeCluster) -> None:
+    answer = child_side(fake_cluster.kubeconfig_path, "parent-dies")
+    stat = Path(f"/proc/{answer['pid']}/stat")
+    deadline = time.monotonic() + 10
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the orphaned reader kept running"
+        time.sleep(0.05)
+    assert fake_cluster.requests == []  # it never asked the API server anything
+
+
 def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> None:
     stop = threading.Event()
     worker = threading.Thread(target=stop.wait)
     worker.start()
     try:
         access = KubeAccess(fake_cluster.kubeconfig_path, None, False)
-        assert SnapshotPrefetch.start(access, lambda: ("immich", SECRETS), 3.0) is None
+        assert SnapshotPrefetch.start(access, 3.0) is None
     finally:
         stop.set()
         worker.join()
@@ -142,6 +156,7 @@ def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> Non
 def test_only_runs_that_read_the_cluster_fork_a_reader(tmp_path: Path) -> None:
     catalogue = load_catalogue()
     access = KubeAccess(tmp_path / "kubeconfig", None, False)
+    assert reads_cluster(None, access, from_dump=None)  # no --only/--skip: every check
     assert reads_cluster(select_codes(catalogue), access, from_dump=None)
     assert reads_cluster(select_codes(catalogue, only=["IC-CL-006"]), access, from_dump=None)
     # --only redis with --redis-url: no API request at all, so nothing is forked.

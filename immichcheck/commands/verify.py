@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -87,24 +86,25 @@ class _Size(click.ParamType):
         return parse_size(str(value))
 
 
-def reads_cluster(codes: list[str], kube_access: Any, from_dump: Any) -> bool:
-    """Whether this run reads a snapshot from the API server (nothing is forked for a run
-    that does not: `--only redis` makes no API request)."""
+def reads_cluster(codes: list[str] | None, kube_access: Any, from_dump: Any) -> bool:
+    """Whether this run reads a snapshot from the API server, for the selected `codes`
+    (None: every check). Nothing is forked for a run that does not: `--only redis` makes
+    no API request."""
     if kube_access is None or from_dump:
         return False
+    if codes is None:
+        return True
     from immichcheck.checks import registered_checks
     from immichcheck.runner import probes_needed
 
     return "kube" in probes_needed(codes, registered_checks())
 
 
-def _start_prefetch(
-    kube_access: Any, namespace_and_secrets: Callable[[], tuple[str, list[str]]], timeout: float
-) -> Any:
+def _start_prefetch(kube_access: Any, timeout: float) -> Any:
     """A SnapshotPrefetch reading the cluster in a child process, or None (read in process)."""
     from immichcheck.probes.kube_prefetch import SnapshotPrefetch
 
-    return SnapshotPrefetch.start(kube_access, namespace_and_secrets, timeout)
+    return SnapshotPrefetch.start(kube_access, timeout)
 
 
 def _print_catalogue(output_format: str) -> None:
@@ -270,37 +270,37 @@ def verify(**params: Any) -> int:
 
 def run_verify_command(params: dict[str, Any]) -> int:
     """Everything `verify` does after parsing: run, save, render, exit code."""
-    # Only what the snapshot's child process needs happens before it is forked; the rest
-    # (the manifests' expected state, psutil, the store, the formatters) happens in the
-    # parent while the child reads the cluster.
-    from immichcheck.checks import load_catalogue, select_codes
-    from immichcheck.manifests import load_expected_state
+    # As little as possible happens before the snapshot's child process is forked: it
+    # needs only the credentials. The rest (the check selection, manifests/, psutil, the
+    # store, the formatters) happens in the parent while the child imports kr8s.
     from immichcheck.targets import TargetOptions, resolve_kube_access
 
     options = TargetOptions.from_params(params)
     kube_access = resolve_kube_access(options)
-    codes = select_codes(load_catalogue(), params["only"], params["skip"])
-    manifests_dir = params.get("manifests_dir")
-
-    def namespace_and_secrets() -> tuple[str, list[str]]:
-        # Run by the child: it parses manifests/ itself rather than wait for the parent to.
-        expected = load_expected_state(manifests_dir)
-        return options.namespace or expected.namespace, list(expected.secrets)
-
-    # Before any thread starts: the first snapshot is read by a forked child on another core.
+    every_check = not params["only"] and not params["skip"]
+    # Before any thread starts. Without --only/--skip every check runs, the cluster's too.
     prefetch = (
-        _start_prefetch(kube_access, namespace_and_secrets, params["timeout"])
-        if reads_cluster(codes, kube_access, options.from_dump)
+        _start_prefetch(kube_access, params["timeout"])
+        if every_check and reads_cluster(None, kube_access, options.from_dump)
         else None
     )
     try:
-        expected = load_expected_state(manifests_dir)
+        from immichcheck.checks import load_catalogue, select_codes
+        from immichcheck.manifests import load_expected_state
+
+        codes = select_codes(load_catalogue(), params["only"], params["skip"])
+        if not every_check and reads_cluster(codes, kube_access, options.from_dump):
+            prefetch = _start_prefetch(kube_access, params["timeout"])
+        expected = load_expected_state(params.get("manifests_dir"))
+        namespace = options.namespace or expected.namespace
+        if prefetch is not None:
+            prefetch.send_targets(namespace, list(expected.secrets))
         dump = None
         if options.from_dump:
             from immichcheck.probes.kube import snapshot_from_dump
 
             # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
-            dump = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
+            dump = snapshot_from_dump(options.from_dump, namespace)
         return _run_and_report(params, expected, codes, options, kube_access, dump, prefetch)
     finally:
         if prefetch is not None:  # a child nobody read (an early error, Ctrl-C) is stopped

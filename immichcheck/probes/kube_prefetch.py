@@ -27,34 +27,37 @@ import dataclasses
 import importlib
 import json
 import os
+import select
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from immichcheck.probes.kube import KubeAccess, KubeError, Snapshot, open_connection, read_snapshot
 
 READ_CHUNK = 1 << 16
 SHARED_IMPORTS = ("httpx", "httpcore", "anyio", "certifi")  # httpx imports httpcore lazily
-Where = Callable[[], tuple[str, Sequence[str]]]  # -> (namespace, names of the secrets to read)
 
 
 class SnapshotPrefetch:
-    """A forked child reading the snapshot; `result()` once for it, `close()` always."""
+    """A forked child reading the snapshot: `start`, then `send_targets` once the parent
+    knows the namespace and secrets, then `result()` for the snapshot; `close()` always."""
 
-    def __init__(self, pid: int, read_fd: int) -> None:
+    def __init__(self, pid: int, answer_fd: int, targets_fd: int) -> None:
         self.pid = pid
-        self._read_fd: int | None = read_fd
+        self._answer_fd: int | None = answer_fd
+        self._targets_fd: int | None = targets_fd
         self._reaped = False
         self._status: int | None = None
 
     @classmethod
-    def start(cls, access: KubeAccess, where: Where, timeout: float) -> SnapshotPrefetch | None:
+    def start(cls, access: KubeAccess, timeout: float) -> SnapshotPrefetch | None:
         """Fork the reader, or None where forking is not safe (then read in process).
 
-        `where` gives the namespace and the secret names; the child calls it, so whatever
-        it costs (parsing manifests/) is not on the child's way to the API server.
+        The child imports kr8s at once; what to read (namespace, secret names, from
+        manifests/) follows over a pipe, so parsing manifests/ is not on its way.
         """
         if not sys.platform.startswith("linux") or threading.active_count() > 1:
             return None
@@ -63,23 +66,34 @@ class SnapshotPrefetch:
         # is not paid twice.
         for name in SHARED_IMPORTS:
             importlib.import_module(name)
-        read_fd, write_fd = os.pipe()
+        answer_read, answer_write = os.pipe()
+        targets_read, targets_write = os.pipe()
         # Buffered output would be written twice (once by each process) if left unflushed.
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            os.close(read_fd)
-            _child_main(write_fd, access, where, timeout)
-        os.close(write_fd)
-        return cls(pid, read_fd)
+            os.close(answer_read)
+            os.close(targets_write)
+            _child_main(answer_write, targets_read, access, timeout)
+        os.close(answer_write)
+        os.close(targets_read)
+        return cls(pid, answer_read, targets_write)
+
+    def send_targets(self, namespace: str, secret_names: Sequence[str]) -> None:
+        """Tell the child what to read (once; a few hundred bytes fit the pipe at once)."""
+        if self._targets_fd is None:
+            return
+        os.write(self._targets_fd, json.dumps([namespace, list(secret_names)]).encode())
+        os.close(self._targets_fd)
+        self._targets_fd = None
 
     async def result(self) -> Snapshot:
         """The child's snapshot; KubeError with its one-line reason when it had none."""
-        if self._read_fd is None:
+        if self._answer_fd is None:
             raise KubeError("the snapshot was already taken from the reader process")
-        payload = await _read_until_eof(self._read_fd)
-        self._close_fd()
+        payload = await _read_until_eof(self._answer_fd)
+        self._close_fds()
         self._reap(block=True)
         try:
             answer = json.loads(payload)
@@ -93,16 +107,18 @@ class SnapshotPrefetch:
 
     def close(self) -> None:
         """Stop the child if it still runs and reap it (safe to call more than once)."""
-        self._close_fd()
+        self._close_fds()
         if not self._reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             self._reap(block=True)
 
-    def _close_fd(self) -> None:
-        if self._read_fd is not None:
-            os.close(self._read_fd)
-            self._read_fd = None
+    def _close_fds(self) -> None:
+        for name in ("_answer_fd", "_targets_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
 
     def _reap(self, *, block: bool) -> None:
         if self._reaped:
@@ -157,18 +173,18 @@ async def _read_until_eof(fd: int) -> bytes:
         loop.remove_reader(fd)
 
 
-def _child_main(write_fd: int, access: KubeAccess, where: Where, timeout: float) -> None:
+def _child_main(answer_fd: int, targets_fd: int, access: KubeAccess, timeout: float) -> None:
     """Read the snapshot, write one JSON answer, exit without the parent's cleanup."""
     code = 0
     try:
         # Ctrl-C reaches the whole process group: the child just ends, without a traceback;
         # the parent reports the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        answer = _child_answer(access, where, timeout)
+        answer = _child_answer(targets_fd, access, timeout)
         data = json.dumps(answer).encode()
         view = memoryview(data)
         while view:
-            written = os.write(write_fd, view)
+            written = os.write(answer_fd, view)
             view = view[written:]
     except BaseException:  # the parent turns a missing answer into a one-line error
         code = 1
@@ -177,22 +193,49 @@ def _child_main(write_fd: int, access: KubeAccess, where: Where, timeout: float)
         os._exit(code)
 
 
-def _child_answer(access: KubeAccess, where: Where, timeout: float) -> dict[str, Any]:
+def _child_answer(targets_fd: int, access: KubeAccess, timeout: float) -> dict[str, Any]:
     """{"snapshot": ...} or {"error": one line}, as the in-process read would have raised."""
+    limit = 2 * timeout + 1.0  # the bound the parent's probe guard puts on the whole read
+    deadline = time.monotonic() + limit
+    try:
+        importlib.import_module("kr8s.asyncio")  # the long part, while the parent parses
+        namespace, secret_names = _receive_targets(targets_fd, deadline)
+    except _NoTargets as exc:
+        return {"error": str(exc)}
 
     async def read() -> Snapshot:
-        namespace, secret_names = where()
         connection = await open_connection(access, namespace, timeout)
         return await read_snapshot(connection, namespace, secret_names, timeout)
 
     try:
-        # The same bound the parent's probe guard puts on connecting and reading.
-        snapshot = asyncio.run(asyncio.wait_for(read(), 2 * timeout + 1.0))
+        snapshot = asyncio.run(asyncio.wait_for(read(), max(deadline - time.monotonic(), 0.1)))
     except KubeError as exc:
         return {"error": str(exc)}
     except TimeoutError:
-        return {"error": f"no answer from the API server within {2 * timeout + 1.0:g} s"}
+        return {"error": f"no answer from the API server within {limit:g} s"}
     except Exception as exc:  # a library error is still only this probe's ERROR
         return {"error": f"{type(exc).__name__}: {exc}"}
     # The fields as they are (asdict would deep-copy every object only to serialise it).
     return {"snapshot": {f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)}}
+
+
+class _NoTargets(Exception):
+    """The parent closed the pipe without saying what to read (it stopped early)."""
+
+
+def _receive_targets(fd: int, deadline: float) -> tuple[str, list[str]]:
+    """(namespace, secret names) from the parent, read until it closes its end."""
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0.0))
+        if not ready:
+            raise _NoTargets("the parent did not say what to read in time")
+        chunk = os.read(fd, READ_CHUNK)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    try:
+        namespace, secret_names = json.loads(b"".join(chunks))
+    except ValueError:
+        raise _NoTargets("the parent stopped before saying what to read") from None
+    return str(namespace), [str(name) for name in secret_names]
