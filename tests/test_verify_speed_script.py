@@ -32,18 +32,28 @@ def test_latencies_always_start_with_the_stack_as_it_is(script: ModuleType) -> N
         script.latencies_ms("-5")
 
 
-def test_latency_for_speedup_follows_the_measured_lines(script: ModuleType) -> None:
+def test_latency_for_speedup_interpolates_between_measured_points(script: ModuleType) -> None:
     measured = script.Measured
-    # README grows 60 ms per ms of latency, verify 2 ms: 5x when 2.5 + 0.06 L = 5 (0.5 + 0.002 L).
     rows = [measured(0.0, verify=0.5, readme=2.5), measured(20.0, verify=0.54, readme=3.7)]
     assert script.latency_for_speedup(rows, 5.0) == pytest.approx(0.0)  # 2.5/0.5 is 5x already
-    rows = [measured(0.0, verify=0.6, readme=2.4), measured(20.0, verify=0.64, readme=3.6)]
-    # 2.4 + 0.06 L = 5 (0.6 + 0.002 L)  ->  L = 0.6 / 0.05 = 12 ms
-    assert script.latency_for_speedup(rows, 5.0) == pytest.approx(12.0)
-    # verify slowing as fast as the README side never gets there
+    # 4.0x at 0 ms, 5.0x at 10 ms: 4.5x halfway
+    rows = [
+        measured(0.0, verify=0.6, readme=2.4),
+        measured(10.0, verify=0.6, readme=3.0),
+        measured(20.0, verify=0.6, readme=3.6),
+    ]
+    assert script.latency_for_speedup(rows, 4.5) == pytest.approx(5.0)
+    assert script.latency_for_speedup(rows, 5.5) == pytest.approx(15.0)
+    assert script.latency_for_speedup(rows, 7.0) is None  # beyond 20 ms: not extrapolated
+    # The paired ratio decides, as in the verdict: under 5x at 0 ms is never "at 0 ms".
+    rows = [
+        measured(0.0, verify=0.4, readme=2.1, pair_ratios=(4.8, 4.9, 5.3)),
+        measured(10.0, verify=0.43, readme=2.6, pair_ratios=(5.9, 6.1, 6.0)),
+    ]
+    assert script.latency_for_speedup(rows, 5.0) == pytest.approx(10 * 0.1 / 1.1)  # 4.9x -> 6.0x
     rows = [measured(0.0, verify=0.6, readme=2.4), measured(20.0, verify=1.6, readme=3.4)]
-    assert script.latency_for_speedup(rows, 5.0) is None
-    assert script.latency_for_speedup(rows[:1], 5.0) is None  # one point draws no line
+    assert script.latency_for_speedup(rows, 5.0) is None  # verify slowing as fast
+    assert script.latency_for_speedup(rows[:1], 5.0) is None  # one point below the target
 
 
 def test_the_ratio_is_the_median_of_the_paired_runs(script: ModuleType) -> None:
