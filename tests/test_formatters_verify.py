@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -10,7 +11,7 @@ import pytest
 
 from immichcheck.formatters.verify import VERIFY_FORMATS, render_verify
 from immichcheck.formatters.verify_nagios import render_verify_nagios
-from immichcheck.formatters.verify_table import render_verify_table
+from immichcheck.formatters.verify_table import cell_len, column_widths, render_verify_table
 from immichcheck.records import CheckResult, HostFacts, RunRecord, Status
 
 HOST = HostFacts("host", "cpu", 2, 2**30, "6.1", "linux", "3.11")
@@ -75,7 +76,26 @@ def test_table_groups_by_component_with_remediation_under_problems() -> None:
 
 
 def test_table_colours_only_when_asked() -> None:
-    assert "\x1b[" in render_verify_table(make_run(), color=True)
+    text = render_verify_table(make_run(), color=True, width=120)
+    assert "\x1b[1;31mFAIL\x1b[0m" in text and "\x1b[32mPASS\x1b[0m" in text
+    assert "\x1b[3m-> Set noeviction.\x1b[0m" in text  # remediation in italics
+    assert "\x1b[m" not in text  # plain cells carry no empty escape
+    # The same layout as without colour once the escapes are taken out.
+    assert re.sub(r"\x1b\[[0-9;]*m", "", text) == render_verify_table(make_run(), width=120)
+
+
+def test_long_words_are_folded_onto_the_next_line_not_cut() -> None:
+    image = "ghcr.io/immich-app/immich-machine-learning:v2.7.5@sha256:" + "ab" * 32
+    drifted = _result("IC-CL-013", "cluster", Status.WARN, f"image {image} differs", "Pin it.")
+    run = RunRecord.from_dict(make_run().to_dict() | {"checks": [drifted.to_dict()]})
+    widths = column_widths([drifted], 80)
+    result_column = sum(widths[:4]) + 2 * 4  # four columns and their two-space gaps before it
+    lines = render_verify_table(run, width=80).splitlines()
+    row = lines[2 : lines.index("")]  # the cluster table's rows, after its title and header
+    pieces = [line[result_column:] for line in row if not line[result_column:].startswith("->")]
+    assert "…" not in "".join(lines)
+    assert "".join(pieces) == f"image{image}differs"  # every character kept, in order
+    assert max(len(line) for line in lines) <= 80
 
 
 def test_json_is_the_stored_record() -> None:
@@ -178,3 +198,15 @@ def test_table_fits_its_width_and_keeps_status_and_code_whole() -> None:
         assert max(len(line) for line in lines) <= width
         fail_line = next(line for line in lines if "IC-RD-205" in line)
         assert fail_line.startswith("FAIL") and "IC-RD-205" in fail_line
+
+
+def test_wide_characters_count_two_columns() -> None:
+    # A pod event or a host name may carry East Asian text: each such character takes two
+    # columns on a terminal, so the table wraps by columns, not by characters.
+    message = "イベント " * 12 + "Back-off restarting failed container"
+    wide = _result("IC-CL-007", "cluster", Status.WARN, message, "Read the logs.")
+    run = RunRecord.from_dict(make_run().to_dict() | {"checks": [wide.to_dict()]})
+    lines = render_verify_table(run, width=80).splitlines()
+    assert cell_len("イベント") == 8 and cell_len("abc") == 3
+    assert max(cell_len(line) for line in lines) <= 80
+    assert sum(line.count("イベント") for line in lines) == 12

@@ -40,7 +40,7 @@ def render_verify_table(run: RunRecord, *, color: bool = False, width: int | Non
         width = shutil.get_terminal_size((120, 24)).columns if color else 120
 
     def styled(text: str, style: str) -> str:
-        return f"\x1b[{style}m{text}\x1b[0m" if color and text else text
+        return f"\x1b[{style}m{text}\x1b[0m" if color and style and text else text
 
     lines: list[str] = []
     for component, results in grouped(run.checks):
