@@ -225,3 +225,36 @@ def test_verify_through_the_reader_passes_a_healthy_cluster_and_prints_no_secret
         for value in fake_cluster.secret_values(name).values():
             if len(value) >= 8:  # the username "immich" is an identifier, shown on purpose
                 assert value not in completed.stdout + completed.stderr
+
+
+def test_in_cluster_the_reader_uses_the_service_account(
+    fake_cluster: FakeKubeCluster, tmp_path: Path
+) -> None:
+    """The CronJob's path: no kubeconfig, the pod's service account, read by the child."""
+    from urllib.parse import urlsplit
+
+    from tests.fakes.tls import loopback_certificate
+
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(fake_cluster.token)
+    (account / "ca.crt").write_bytes(loopback_certificate().ca_pem)
+    (account / "namespace").write_text("immich")
+    env = {
+        **os.environ,
+        "IMMICHCHECK_SERVICE_ACCOUNT_DIR": str(account),
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+        "KUBERNETES_SERVICE_PORT": str(urlsplit(fake_cluster.https_url).port),
+        "HOME": str(tmp_path),
+    }
+    env.pop("KUBECONFIG", None)
+    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
+    completed = subprocess.run(
+        [immichcheck, "verify", "--only", "cluster", "--no-save", "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert completed.returncode == ExitCode.OK, completed.stdout + completed.stderr
+    record = json.loads(completed.stdout)
+    assert record["settings"]["reached"]["kubernetes"] == "in-cluster service account"
+    assert {check["status"] for check in record["checks"]} == {"PASS"}
+    assert fake_cluster.token not in completed.stdout + completed.stderr
