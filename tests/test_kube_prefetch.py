@@ -40,12 +40,28 @@ from immichcheck.probes.kube_prefetch import SnapshotPrefetch
 
 kubeconfig, mode, SECRETS = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 access = KubeAccess(Path(kubeconfig), None, False)
+if mode == "fork-fails":  # a pids limit (EAGAIN): no child, no descriptor left open
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    os.fork = no_fork
+    before = sorted(os.listdir("/proc/self/fd"))
+    prefetch = SnapshotPrefetch.start(access, 3.0)
+    after = sorted(os.listdir("/proc/self/fd"))
+    print(json.dumps({"prefetch": repr(prefetch), "fds_kept": before == after}))
+    sys.exit()
 prefetch = SnapshotPrefetch.start(access, 3.0)
 out = {"forked": prefetch is not None, "pid": prefetch.pid}
 if mode == "parent-dies":  # before saying what to read, without closing anything
     print(json.dumps(out), flush=True)
     os._exit(0)
+if mode == "kill-first":  # the child is gone before the parent says what to read
+    os.kill(prefetch.pid, signal.SIGKILL)
+    time.sleep(0.3)
 prefetch.send_targets("immich", SECRETS)
+if mode == "parent-killed":  # as `kill -9` or the OOM killer: no cleanup runs at all
+    time.sleep(0.5)  # the child is waiting on the (slow) API server by now
+    print(json.dumps(out), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
 if mode == "kill":
     os.kill(prefetch.pid, signal.SIGKILL)
 if mode == "close":
@@ -69,7 +85,8 @@ def child_side(kubeconfig: Path, mode: str = "read") -> dict[str, Any]:
         [sys.executable, "-c", CHILD_SIDE, str(kubeconfig), mode, json.dumps(SECRETS)],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr
+    killed = mode == "parent-killed" and completed.returncode == -signal.SIGKILL
+    assert completed.returncode == 0 or killed, completed.stderr
     assert completed.stderr == ""  # the child prints nothing of its own
     return dict(json.loads(completed.stdout))
 
@@ -131,14 +148,44 @@ def test_close_stops_and_reaps_a_child_still_reading(fake_cluster: FakeKubeClust
     assert answer["close_seconds"] < 1.0
 
 
+def _ended(pid: int, within: float) -> bool:
+    """Whether process `pid` is gone (or a zombie waiting for its reaper) within `within` s."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_a_child_whose_parent_died_ends_by_itself(fake_cluster: FakeKubeCluster) -> None:
     answer = child_side(fake_cluster.kubeconfig_path, "parent-dies")
-    stat = Path(f"/proc/{answer['pid']}/stat")
-    deadline = time.monotonic() + 10
-    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
-        assert time.monotonic() < deadline, "the orphaned reader kept running"
-        time.sleep(0.05)
+    assert _ended(answer["pid"], within=10), "the orphaned reader kept running"
     assert fake_cluster.requests == []  # it never asked the API server anything
+
+
+def test_a_parent_killed_outright_takes_the_child_with_it(fake_cluster: FakeKubeCluster) -> None:
+    fake_cluster.latency = 5.0  # the child would wait 5 s on the API server
+    answer = child_side(fake_cluster.kubeconfig_path, "parent-killed")
+    assert _ended(answer["pid"], within=2), "the reader outlived its parent"
+
+
+def test_a_child_gone_before_it_was_told_what_to_read_is_one_line(
+    fake_cluster: FakeKubeCluster,
+) -> None:
+    answer = child_side(fake_cluster.kubeconfig_path, "kill-first")
+    assert answer["error"] == (
+        "the process reading the cluster was killed by signal 9 without an answer"
+    )
+
+
+def test_when_fork_fails_the_snapshot_is_read_in_process(fake_cluster: FakeKubeCluster) -> None:
+    answer = child_side(fake_cluster.kubeconfig_path, "fork-fails")
+    assert answer == {"prefetch": "None", "fds_kept": True}
 
 
 def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> None:
@@ -258,3 +305,24 @@ def test_in_cluster_the_reader_uses_the_service_account(
     assert record["settings"]["reached"]["kubernetes"] == "in-cluster service account"
     assert {check["status"] for check in record["checks"]} == {"PASS"}
     assert fake_cluster.token not in completed.stdout + completed.stderr
+
+
+def test_a_default_run_forks_first_and_still_reads_the_cluster(
+    fake_cluster: FakeKubeCluster, tmp_path: Path
+) -> None:
+    """No --only/--skip (cron's run): the child is forked before the checks are selected."""
+    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
+    completed = subprocess.run(
+        [immichcheck, "verify", "--kubeconfig", str(fake_cluster.kubeconfig_path),
+         "--timeout", "1", "--no-save", "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    record = json.loads(completed.stdout)
+    cluster = {check["status"] for check in record["checks"] if check["component"] == "cluster"}
+    assert cluster == {"PASS"}, completed.stdout
+    assert "Traceback" not in completed.stderr
+    for name in SECRETS:
+        for value in fake_cluster.secret_values(name).values():
+            if len(value) >= 8:
+                assert value not in completed.stdout + completed.stderr

@@ -87,9 +87,10 @@ class _Size(click.ParamType):
 
 
 def reads_cluster(codes: list[str] | None, kube_access: Any, from_dump: Any) -> bool:
-    """Whether this run reads a snapshot from the API server, for the selected `codes`
-    (None: every check). Nothing is forked for a run that does not: `--only redis` makes
-    no API request."""
+    """Whether this run's checks read the snapshot, for the selected `codes` (None: every
+    check). Nothing is forked for a run that does not: `--only redis --redis-url URL` makes
+    no API request. A run that needs the snapshot only to find a service (its credentials
+    in a Secret, a port-forward) reads it in process, without the child."""
     if kube_access is None or from_dump:
         return False
     if codes is None:

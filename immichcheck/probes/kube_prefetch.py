@@ -18,9 +18,11 @@ already run threads read the snapshot in process, as before.
 The child sends the snapshot as JSON over a pipe, in memory: its secret values are never
 written anywhere. Whatever happens to the child, the parent gets a snapshot or a one-line
 error: a child that dies says so with its exit status, and the parent kills and reaps it
-when the run ends or is cancelled. Ctrl-C ends the child silently (default SIGINT action);
-the parent reports the interrupt. A child whose parent died before saying what to read sees
-its pipe close and ends without asking the API server anything.
+when the run ends or is cancelled. Ctrl-C and SIGTERM end the child silently (their
+default action; they are blocked across the fork so none can run the parent's handlers in
+the child); the parent reports them. A child whose parent dies, even by SIGKILL, is killed
+by the kernel (PR_SET_PDEATHSIG). A fork that fails (a pids limit, no memory) leaves no
+descriptor open and the snapshot is read in process.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from immichcheck.probes.kube import KubeAccess, KubeError, Snapshot, open_connec
 
 READ_CHUNK = 1 << 16
 SHARED_IMPORTS = ("httpx", "httpcore", "anyio", "certifi")  # httpx imports httpcore lazily
+CHILD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+TARGETS_WAIT = 60.0  # seconds the child waits for the parent to say what to read
 
 
 class SnapshotPrefetch:
@@ -70,25 +75,45 @@ class SnapshotPrefetch:
         # is not paid twice.
         for name in SHARED_IMPORTS:
             importlib.import_module(name)
-        answer_read, answer_write = os.pipe()
-        targets_read, targets_write = os.pipe()
+        try:
+            answer_read, answer_write = os.pipe()
+        except OSError:  # out of file descriptors: read in process
+            return None
+        try:
+            targets_read, targets_write = os.pipe()
+        except OSError:
+            _close_all(answer_read, answer_write)
+            return None
         # Buffered output would be written twice (once by each process) if left unflushed.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None when the descriptor was closed (`>&-`)
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+        parent = os.getpid()
+        # No signal may arrive between the fork and the child's own handlers: a Ctrl-C there
+        # would run the parent's code (its "interrupted" message, its atexit) in the child.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError:  # a pids limit or no memory: read in process instead
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            _close_all(answer_read, answer_write, targets_read, targets_write)
+            return None
         if pid == 0:  # the child: never returns
-            os.close(answer_read)
-            os.close(targets_write)
-            _child_main(answer_write, targets_read, access, timeout)
-        os.close(answer_write)
-        os.close(targets_read)
+            _close_all(answer_read, targets_write)
+            _child_main(answer_write, targets_read, access, timeout, parent, blocked)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _close_all(answer_write, targets_read)
         return cls(pid, answer_read, targets_write)
 
     def send_targets(self, namespace: str, secret_names: Sequence[str]) -> None:
         """Tell the child what to read (once; a few hundred bytes fit the pipe at once)."""
         if self._targets_fd is None:
             return
-        os.write(self._targets_fd, json.dumps([namespace, list(secret_names)]).encode())
+        # A child that has already ended (killed, out of memory) closed its end: the write
+        # fails, and `result()` reports how the child ended.
+        with contextlib.suppress(OSError):
+            os.write(self._targets_fd, json.dumps([namespace, list(secret_names)]).encode())
         os.close(self._targets_fd)
         self._targets_fd = None
 
@@ -177,13 +202,23 @@ async def _read_until_eof(fd: int) -> bytes:
         loop.remove_reader(fd)
 
 
-def _child_main(answer_fd: int, targets_fd: int, access: KubeAccess, timeout: float) -> None:
+def _child_main(
+    answer_fd: int,
+    targets_fd: int,
+    access: KubeAccess,
+    timeout: float,
+    parent: int,
+    signal_mask: set[int | signal.Signals],
+) -> None:
     """Read the snapshot, write one JSON answer, exit without the parent's cleanup."""
     code = 0
     try:
-        # Ctrl-C reaches the whole process group: the child just ends, without a traceback;
-        # the parent reports the interrupt.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # Ctrl-C and SIGTERM end the child at once, without a traceback; the parent
+        # reports them. Should the parent die first, by any signal, the child dies with it.
+        for number in CHILD_SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        _die_with_parent(parent)
+        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
         answer = _child_answer(targets_fd, access, timeout)
         data = json.dumps(answer).encode()
         view = memoryview(data)
@@ -197,30 +232,48 @@ def _child_main(answer_fd: int, targets_fd: int, access: KubeAccess, timeout: fl
         os._exit(code)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
 def _child_answer(targets_fd: int, access: KubeAccess, timeout: float) -> dict[str, Any]:
     """{"snapshot": ...} or {"error": one line}, as the in-process read would have raised."""
-    limit = 2 * timeout + 1.0  # the bound the parent's probe guard puts on the whole read
-    deadline = time.monotonic() + limit
     try:
         importlib.import_module("kr8s.asyncio")  # the long part, while the parent parses
-        namespace, secret_names = _receive_targets(targets_fd, deadline)
+        # The parent sends what to read as soon as manifests/ are parsed (~20 ms after the
+        # fork here); however slow the machine, it either sends or closes the pipe.
+        namespace, secret_names = _receive_targets(targets_fd, time.monotonic() + TARGETS_WAIT)
     except _NoTargets as exc:
         return {"error": str(exc)}
+    except Exception as exc:  # kr8s missing or broken: said as the in-process read says it
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    limit = 2 * timeout + 1.0  # the bound the parent's probe guard puts on the whole read
 
     async def read() -> Snapshot:
         connection = await open_connection(access, namespace, timeout)
         return await read_snapshot(connection, namespace, secret_names, timeout)
 
     try:
-        snapshot = asyncio.run(asyncio.wait_for(read(), max(deadline - time.monotonic(), 0.1)))
+        snapshot = asyncio.run(asyncio.wait_for(read(), limit))
     except KubeError as exc:
         return {"error": str(exc)}
     except TimeoutError:
-        return {"error": f"no answer from the API server within {limit:g} s"}
+        return {"error": f"no answer within {limit:g} s"}
     except Exception as exc:  # a library error is still only this probe's ERROR
         return {"error": f"{type(exc).__name__}: {exc}"}
     # The fields as they are (asdict would deep-copy every object only to serialise it).
     return {"snapshot": {f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)}}
+
+
+def _close_all(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 class _NoTargets(Exception):

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import ssl
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -309,6 +310,16 @@ class WebSocket:
         self.closed = True
 
 
+class _QuietThreadingServer(ThreadingHTTPServer):
+    """Prints no traceback for a client that went away mid-answer (killed, timed out): that
+    is routine for a server, and the traceback would land in whichever test runs next."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeHTTPServer(ABC):
     """Base of the fakes: serves `handle(request)` on 127.0.0.1:<free port> in a thread.
 
@@ -340,7 +351,7 @@ class FakeHTTPServer(ABC):
         return int(httpd.server_address[1])
 
     def _serve(self, context: ssl.SSLContext | None) -> ThreadingHTTPServer:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        httpd = _QuietThreadingServer(("127.0.0.1", 0), _make_handler(self))
         httpd.daemon_threads = True
         if context is not None:
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
