@@ -435,22 +435,10 @@ def test_job_runs_the_real_in_job_command_through_the_service_account(
 ) -> None:
     """The Job's args run for real (storage on the mounted folders) and the local side
     reaches the API as a pod would: service account token, no kubeconfig."""
-    from tests.fakes.tls import loopback_certificate
-
     jobs.scenario("succeed", execute=True)
-    account = tmp_path / "serviceaccount"
-    account.mkdir()
-    (account / "token").write_text(fake_cluster.token)
-    (account / "ca.crt").write_bytes(loopback_certificate().ca_pem)
-    (account / "namespace").write_text("immich")
-    port = fake_cluster.https_url.rsplit(":", 1)[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMMICHCHECK_", "KUBE"))}
-    env.update(
-        HOME=str(tmp_path),  # no ~/.kube/config
-        IMMICHCHECK_SERVICE_ACCOUNT_DIR=str(account),
-        KUBERNETES_SERVICE_HOST="127.0.0.1",
-        KUBERNETES_SERVICE_PORT=port,
-    )
+    env.update(fake_cluster.service_account_env(tmp_path / "serviceaccount"))
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
     result = subprocess.run(
         [
             sys.executable,

@@ -255,74 +255,59 @@ def test_ctrl_c_while_the_child_reads_ends_both_quietly(fake_cluster: FakeKubeCl
         os.killpg(verify.pid, 0)  # nothing of the group is left running
 
 
+def run_verify(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed `immichcheck verify` in a fresh process (so the reader is forked)."""
+    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
+    return subprocess.run(
+        [immichcheck, "verify", "--no-save", "--format", "json", *args],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+
+
+def assert_no_secret_in(text: str, cluster: FakeKubeCluster) -> None:
+    for name in SECRETS:
+        for value in cluster.secret_values(name).values():
+            if len(value) >= 8:  # the username "immich" is an identifier, shown on purpose
+                assert value not in text
+    assert cluster.token not in text
+
+
 def test_verify_through_the_reader_passes_a_healthy_cluster_and_prints_no_secret(
     fake_cluster: FakeKubeCluster,
 ) -> None:
-    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
-    completed = subprocess.run(
-        [immichcheck, "verify", "--kubeconfig", str(fake_cluster.kubeconfig_path),
-         "--only", "cluster", "--no-save", "--format", "json"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    completed = run_verify("--kubeconfig", str(fake_cluster.kubeconfig_path), "--only", "cluster")
     assert completed.returncode == ExitCode.OK, completed.stdout + completed.stderr
     record = json.loads(completed.stdout)
     assert {check["status"] for check in record["checks"]} == {"PASS"}
     assert len({check["code"] for check in record["checks"]}) == 14
-    for name in SECRETS:
-        for value in fake_cluster.secret_values(name).values():
-            if len(value) >= 8:  # the username "immich" is an identifier, shown on purpose
-                assert value not in completed.stdout + completed.stderr
+    assert_no_secret_in(completed.stdout + completed.stderr, fake_cluster)
 
 
 def test_in_cluster_the_reader_uses_the_service_account(
     fake_cluster: FakeKubeCluster, tmp_path: Path
 ) -> None:
     """The CronJob's path: no kubeconfig, the pod's service account, read by the child."""
-    from urllib.parse import urlsplit
-
-    from tests.fakes.tls import loopback_certificate
-
-    account = tmp_path / "serviceaccount"
-    account.mkdir()
-    (account / "token").write_text(fake_cluster.token)
-    (account / "ca.crt").write_bytes(loopback_certificate().ca_pem)
-    (account / "namespace").write_text("immich")
-    env = {
-        **os.environ,
-        "IMMICHCHECK_SERVICE_ACCOUNT_DIR": str(account),
-        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-        "KUBERNETES_SERVICE_PORT": str(urlsplit(fake_cluster.https_url).port),
-        "HOME": str(tmp_path),
-    }
-    env.pop("KUBECONFIG", None)
-    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
-    completed = subprocess.run(
-        [immichcheck, "verify", "--only", "cluster", "--no-save", "--format", "json"],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env.update(fake_cluster.service_account_env(tmp_path / "serviceaccount"))
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
+    completed = run_verify("--only", "cluster", env=env)
     assert completed.returncode == ExitCode.OK, completed.stdout + completed.stderr
     record = json.loads(completed.stdout)
     assert record["settings"]["reached"]["kubernetes"] == "in-cluster service account"
     assert {check["status"] for check in record["checks"]} == {"PASS"}
-    assert fake_cluster.token not in completed.stdout + completed.stderr
+    assert_no_secret_in(completed.stdout + completed.stderr, fake_cluster)
 
 
 def test_a_default_run_forks_first_and_still_reads_the_cluster(
     fake_cluster: FakeKubeCluster, tmp_path: Path
 ) -> None:
     """No --only/--skip (cron's run): the child is forked before the checks are selected."""
-    immichcheck = str(Path(sys.executable).with_name("immichcheck"))
-    completed = subprocess.run(
-        [immichcheck, "verify", "--kubeconfig", str(fake_cluster.kubeconfig_path),
-         "--timeout", "1", "--no-save", "--format", "json"],
-        capture_output=True, text=True, timeout=60, check=False,
+    completed = run_verify(
+        "--kubeconfig", str(fake_cluster.kubeconfig_path), "--timeout", "1",
         env={**os.environ, "HOME": str(tmp_path)},
     )  # fmt: skip
     record = json.loads(completed.stdout)
     cluster = {check["status"] for check in record["checks"] if check["component"] == "cluster"}
     assert cluster == {"PASS"}, completed.stdout
     assert "Traceback" not in completed.stderr
-    for name in SECRETS:
-        for value in fake_cluster.secret_values(name).values():
-            if len(value) >= 8:
-                assert value not in completed.stdout + completed.stderr
+    assert_no_secret_in(completed.stdout + completed.stderr, fake_cluster)

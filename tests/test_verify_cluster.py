@@ -337,18 +337,8 @@ def test_in_cluster_uses_the_service_account_and_cluster_dns(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from urllib.parse import urlsplit
-
-    from tests.fakes.tls import loopback_certificate
-
-    account = tmp_path / "serviceaccount"
-    account.mkdir()
-    (account / "token").write_text(fake_cluster.token)
-    (account / "ca.crt").write_bytes(loopback_certificate().ca_pem)
-    (account / "namespace").write_text("immich")
-    monkeypatch.setenv("IMMICHCHECK_SERVICE_ACCOUNT_DIR", str(account))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(urlsplit(fake_cluster.https_url).port))
+    for name, value in fake_cluster.service_account_env(tmp_path / "serviceaccount").items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     code, record = run_json(["--only", "cluster,IC-PG-101", "--timeout", "1", "--no-save"], capsys)

@@ -207,6 +207,21 @@ class FakeKubeCluster(FakeHTTPServer):
             self.kubeconfig_path = target
         return target
 
+    def service_account_env(self, folder: str | Path) -> dict[str, str]:
+        """Write a pod's service-account folder for this cluster (token, CA, namespace) and
+        return the environment a pod sees: the in-cluster variables and immichcheck's
+        override of where the folder is mounted."""
+        account = Path(folder)
+        account.mkdir(parents=True, exist_ok=True)
+        (account / "token").write_text(self.token)
+        (account / "ca.crt").write_bytes(loopback_certificate().ca_pem)
+        (account / "namespace").write_text(self.expected.namespace)
+        return {
+            "IMMICHCHECK_SERVICE_ACCOUNT_DIR": str(account),
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": self.https_url.rsplit(":", 1)[1],
+        }
+
     def register_controller(self, group: str, plural: str, controller: Controller) -> None:
         """Call `controller(cluster, obj)` after each create of that resource (e.g. a Job)."""
         self.controllers[(group, plural)] = controller
