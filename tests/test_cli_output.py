@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from immichcheck.cli import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process the way the console script does: exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
+from tests.fixtures.cli import run_cli
 
 
 @pytest.mark.parametrize(

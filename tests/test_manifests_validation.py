@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from immichcheck.cli import main
 from immichcheck.manifest_validation import (
     DEFAULT_KUBERNETES_VERSION,
     image_problem,
@@ -19,6 +18,7 @@ from immichcheck.manifest_validation import (
 )
 from immichcheck.manifests import ManifestDocument, load_manifest_documents
 from immichcheck.resources import project_folder
+from tests.fixtures.cli import run_cli
 
 SHIPPED = project_folder("manifests")
 IMMICHCHECK = Path(sys.executable).parent / "immichcheck"
@@ -39,14 +39,6 @@ def problem_lines(directory: Path, schema: bool = False) -> list[str]:
     """The problem lines `validate` reports for a folder."""
     report = validate_manifests(directory, schema=schema)
     return [problem.line() for problem in report.problems]
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI in-process the way the console script does: exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 # --- the shipped set -------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from immichcheck.checks import load_catalogue
-from immichcheck.cli import main
 from immichcheck.manifests import load_expected_state
 from immichcheck.records import RunRecord, Status
+from tests.fixtures.cli import run_cli as run_any_cli
 from tests.test_checks_cluster import healthy_cluster_objects, write_dump
 
 MEDIA_FOLDERS = ("library", "upload", "thumbs", "encoded-video", "profile", "backups")
@@ -118,10 +118,7 @@ def closed_port() -> int:
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Run `immichcheck verify ARGS` in-process; (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as raised:
-        main(["verify", *args])
-    out, err = capsys.readouterr()
-    return int(raised.value.code or 0), out, err
+    return run_any_cli(["verify", *args], capsys)
 
 
 def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, RunRecord]:

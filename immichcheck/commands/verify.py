@@ -339,11 +339,13 @@ def _run_and_report(
         body_limit_budget=params["body_limit_budget"],
     )
     redactor = Redactor()
-    handed_over = [prefetch]
+    attempts = 0
 
     def make_targets() -> Targets:
+        nonlocal attempts
+        attempts += 1
         # Only the first attempt's snapshot is prefetched; --wait re-reads in process.
-        first = handed_over.pop() if handed_over else None
+        first = prefetch if attempts == 1 else None
         return Targets(
             options, expected, kube_access, settings.timeout, redactor, dump, prefetch=first
         )

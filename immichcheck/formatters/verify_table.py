@@ -46,13 +46,14 @@ def render_verify_table(run: RunRecord, *, color: bool = False, width: int | Non
     for component, results in grouped(run.checks):
         widths = column_widths(results, width)
         lines.append(styled(COMPONENT_TITLES.get(component, component), BOLD))
-        lines.extend(_row(HEADERS, widths, [BOLD] * len(HEADERS), styled))
+        lines.extend(_row(HEADERS, widths, (BOLD,) * len(HEADERS), styled))
         for result in results:
             cells = (result.status.value, result.code, result.title, result.target, result.message)
-            lines.extend(_row(cells, widths, [STATUS_STYLES[result.status]], styled))
+            status_style = (STATUS_STYLES[result.status], "", "", "", "")
+            lines.extend(_row(cells, widths, status_style, styled))
             if result.status not in (Status.PASS, Status.SKIP) and result.remediation:
                 fix = ("", "", "", "", f"-> {result.remediation}")
-                lines.extend(_row(fix, widths, ["", "", "", "", ITALIC], styled))
+                lines.extend(_row(fix, widths, ("", "", "", "", ITALIC), styled))
         lines.append("")
     lines.append(styled(f"{verdict_word(run)}: {summary_line(run)}", BOLD))
     return "\n".join(lines) + "\n"
@@ -64,15 +65,15 @@ def _row(
     styles: Sequence[str],
     styled: Callable[[str, str], str],
 ) -> list[str]:
-    """The screen lines of one table row: each cell wrapped to its column, padded, styled."""
+    """The screen lines of one table row: each cell wrapped to its column, padded, styled
+    (`styles` has one SGR parameter string per column, "" for plain)."""
     wrapped = [wrap_cells(cell, column) for cell, column in zip(cells, widths, strict=True)]
     height = max(len(cell_lines) for cell_lines in wrapped)
     out = []
     for index in range(height):
         parts = []
-        for column, (cell_lines, cell_width) in enumerate(zip(wrapped, widths, strict=True)):
+        for cell_lines, cell_width, style in zip(wrapped, widths, styles, strict=True):
             text = cell_lines[index] if index < len(cell_lines) else ""
-            style = styles[column] if column < len(styles) else ""
             parts.append(styled(text, style) + " " * (cell_width - cell_len(text)))
         out.append(GAP.join(parts).rstrip())
     return out

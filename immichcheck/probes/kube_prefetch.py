@@ -80,15 +80,14 @@ class SnapshotPrefetch:
         # is not paid twice.
         for name in SHARED_IMPORTS:
             importlib.import_module(name)
+        pipes: list[int] = []
         try:
-            answer_read, answer_write = os.pipe()
+            pipes += os.pipe()
+            pipes += os.pipe()
         except OSError:  # out of file descriptors: read in process
+            _close_all(*pipes)
             return None
-        try:
-            targets_read, targets_write = os.pipe()
-        except OSError:
-            _close_all(answer_read, answer_write)
-            return None
+        answer_read, answer_write, targets_read, targets_write = pipes
         # Buffered output would be written twice (once by each process) if left unflushed.
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:  # None when the descriptor was closed (`>&-`)
@@ -128,7 +127,7 @@ class SnapshotPrefetch:
             raise KubeError("the snapshot was already taken from the reader process")
         payload = await _read_until_eof(self._answer_fd)
         self._close_fds()
-        self._reap(block=True)
+        self._reap()
         try:
             answer = json.loads(payload)
         except (UnicodeDecodeError, ValueError):
@@ -145,7 +144,7 @@ class SnapshotPrefetch:
         if not self._reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            self._reap(block=True)
+            self._reap()
 
     def _close_fds(self) -> None:
         for name in ("_answer_fd", "_targets_fd"):
@@ -154,17 +153,13 @@ class SnapshotPrefetch:
                 os.close(fd)
                 setattr(self, name, None)
 
-    def _reap(self, *, block: bool) -> None:
+    def _reap(self) -> None:
+        """Wait for the child's exit (it has ended or been killed) and keep its status."""
         if self._reaped:
             return
-        try:
-            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:  # already reaped elsewhere
-            self._reaped = True
-            return
-        if pid:
-            self._reaped = True
-            self._status = status
+        self._reaped = True
+        with contextlib.suppress(ChildProcessError):  # already reaped elsewhere
+            self._status = os.waitpid(self.pid, 0)[1]
 
     def _died_without_answer(self) -> str:
         status = self._status

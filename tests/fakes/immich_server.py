@@ -868,19 +868,7 @@ class FakeImmichServer(FakeHTTPServer):
             return bad_request(["query should not be empty", "query must be a string"])
         size = body.get("size", 100)
         items = [asset.to_dto() for asset in self._visible_assets(user)][: int(size)]
-        return Response.json(
-            200,
-            {
-                "albums": {"total": 0, "count": 0, "items": [], "facets": []},
-                "assets": {
-                    "total": len(items),
-                    "count": len(items),
-                    "items": items,
-                    "facets": [],
-                    "nextPage": None,
-                },
-            },
-        )
+        return _search_response(items, next_page=None)
 
     @_signed_in("asset.read")
     def _metadata_search(self, request: Request, user: FakeUser) -> Response:
@@ -918,19 +906,7 @@ class FakeImmichServer(FakeHTTPServer):
         items = [asset.to_dto() for asset in matches[start : start + size]]
         # Immich sends the next page number as a string, or null on the last page.
         next_page = str(page + 1) if len(matches) > start + size else None
-        return Response.json(
-            200,
-            {
-                "albums": {"total": 0, "count": 0, "items": [], "facets": []},
-                "assets": {
-                    "total": len(items),
-                    "count": len(items),
-                    "items": items,
-                    "facets": [],
-                    "nextPage": next_page,
-                },
-            },
-        )
+        return _search_response(items, next_page=next_page)
 
     def _metadata_matches(self, asset: FakeAsset, filters: dict[str, Any]) -> bool:
         """Whether an asset passes the MetadataSearchDto filters the fake knows.
@@ -1022,3 +998,20 @@ def _cookie(header: str, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def _search_response(items: list[dict[str, Any]], *, next_page: str | None) -> Response:
+    """SearchResponseDto: the assets found (no albums), `nextPage` null on the last page."""
+    return Response.json(
+        200,
+        {
+            "albums": {"total": 0, "count": 0, "items": [], "facets": []},
+            "assets": {
+                "total": len(items),
+                "count": len(items),
+                "items": items,
+                "facets": [],
+                "nextPage": next_page,
+            },
+        },
+    )
