@@ -26,7 +26,7 @@ from immichcheck.checks import (
     registered_checks,
 )
 from immichcheck.errors import ExitCode
-from immichcheck.probes import ProbeError, ProbeSkipped
+from immichcheck.probes import ProbeError, ProbeSkipped, bounded
 from immichcheck.records import (
     CheckResult,
     HostFacts,
@@ -271,24 +271,22 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
         return await targets.snapshot()
 
     async def postgres_probe() -> Any:
-        dsn = await targets.postgres_dsn()
-        facts = await _bounded(
-            postgres.postgres_facts(dsn, timeout), timeout, postgres.dsn_location(dsn)
-        )
-        facts["location"] = postgres.dsn_location(dsn)
-        return facts
+        prefetch = targets.prefetch
+        if prefetch is not None and prefetch.runs("postgres"):
+            return await prefetch.facts("postgres")  # probed by the child, on the other core
+        return await postgres.probe_postgres(await targets.postgres_dsn(), timeout)
 
     async def redis_probe() -> Any:
-        url = await targets.redis_url()
-        facts = await _bounded(redis.redis_facts(url, timeout), timeout, redis.redis_location(url))
-        facts["location"] = redis.redis_location(url)
-        return facts
+        prefetch = targets.prefetch
+        if prefetch is not None and prefetch.runs("redis"):
+            return await prefetch.facts("redis")
+        return await redis.probe_redis(await targets.redis_url(), timeout)
 
     ml_ping_task: asyncio.Task[Any] | None = None
 
     async def ml_ping_once() -> Any:
         url = await targets.ml_url()
-        return await _bounded(http.ml_ping(url, timeout), timeout, url)
+        return await bounded(http.ml_ping(url, timeout), timeout, url)
 
     def ml_ping_shared() -> asyncio.Task[Any]:
         # One /ping per run, awaited by both ML probes: the inference waits for its answer.
@@ -314,7 +312,7 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
             # inference timeout (10 s) before failing the same way.
             raise ProbeSkipped(f"the ML service did not answer /ping: {exc}") from exc
         url = await targets.ml_url()
-        return await _bounded(
+        return await bounded(
             http.ml_text_embedding(url, settings.inference_timeout, settings.clip_model),
             settings.inference_timeout,
             f"{url}/predict",
@@ -322,15 +320,13 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
 
     async def server_probe() -> Any:
         url = await targets.server_url()
-        return await _bounded(
-            http.server_facts(url, timeout, api_key=options.api_key), timeout, url
-        )
+        return await bounded(http.server_facts(url, timeout, api_key=options.api_key), timeout, url)
 
     async def nodeport_probe() -> Any:
         if not options.node_ip:
             raise ProbeSkipped("no --node-ip given")
         url = f"http://{with_default_port(options.node_ip, targets.expected.nodeport)}"
-        return await _bounded(http.server_facts(url, timeout, details=False), timeout, url)
+        return await bounded(http.server_facts(url, timeout, details=False), timeout, url)
 
     async def ingress_probe() -> Any:
         if not options.ingress_ip:
@@ -341,7 +337,7 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
 
         async def one(host: str) -> Any:
             try:
-                return await _bounded(
+                return await bounded(
                     http.server_facts(
                         base, timeout, host=host, details=False, ca_file=options.ca_file
                     ),
@@ -392,15 +388,6 @@ def with_default_port(address: str, port: int) -> str:
     if host and explicit.isdigit() and not address.endswith("]"):
         return address
     return f"{address}:{port}"
-
-
-async def _bounded(awaitable: Awaitable[Any], seconds: float, where: str) -> Any:
-    """The probe's own timeout, counted after its target is known, with a clear message."""
-    try:
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    except TimeoutError as exc:
-        raise ProbeError(f"no answer from {where} within {seconds:g} s") from exc
 
 
 @dataclass

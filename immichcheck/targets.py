@@ -132,7 +132,7 @@ class Targets:
         self.namespace = options.namespace or expected.namespace
         self._snapshot_task: asyncio.Task[Any] | None = None
         self._preloaded = preloaded_snapshot
-        self._prefetch = prefetch  # a SnapshotPrefetch already reading in a child process
+        self.prefetch = prefetch  # a ProbePrefetch: the snapshot (maybe Redis) in a child
         self._api: Any = None
         self._forwards: Any = None
         self._forward_ports: dict[tuple[str, int], asyncio.Task[int]] = {}
@@ -165,8 +165,8 @@ class Targets:
             raise ProbeSkipped("no kubeconfig found and not running in a pod")
         else:
             try:
-                if self._prefetch is not None:
-                    snapshot = await self._prefetch.result()
+                if self.prefetch is not None:
+                    snapshot = await self.prefetch.snapshot()
                 else:
                     connection = await kube.open_connection(
                         self.kube_access, self.namespace, self.timeout
@@ -310,8 +310,8 @@ class Targets:
                 task.cancel()
         if self._snapshot_task is not None and not self._snapshot_task.done():
             self._snapshot_task.cancel()
-        if self._prefetch is not None:
-            self._prefetch.close()
+        if self.prefetch is not None:
+            self.prefetch.close()
 
 
 def _password_of(url: str | None) -> str | None:

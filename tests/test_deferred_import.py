@@ -61,7 +61,7 @@ def test_kr8s_imports_without_the_deferred_modules_and_still_works() -> None:
     script = """
 import sys
 from immichcheck.deferred_import import defer
-from immichcheck.probes.kube_prefetch import KR8S_UNUSED_HERE
+from immichcheck.probes.prefetch import KR8S_UNUSED_HERE
 defer(*KR8S_UNUSED_HERE)
 import kr8s.asyncio
 import kr8s._api

@@ -8,6 +8,12 @@ raises `ProbeSkipped` when it does not apply (nothing to reach it with).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class ProbeError(Exception):
     """The probe could not run (refused, timed out, bad credentials); the message says why."""
@@ -15,3 +21,12 @@ class ProbeError(Exception):
 
 class ProbeSkipped(Exception):
     """The probe does not apply to this run (e.g. no URL and not in the cluster)."""
+
+
+async def bounded(awaitable: Awaitable[T], seconds: float, where: str) -> T:
+    """A probe's own timeout, counted once its target is known, as a ProbeError naming `where`."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError as exc:
+        raise ProbeError(f"no answer from {where} within {seconds:g} s") from exc

@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import ssl
+import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -251,8 +252,11 @@ class KubeAccess:
 
 async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
     """A kr8s API object: kubeconfig or service-account credentials (KubeError on failure)."""
-    # kr8s takes ~0.4 s to import; in a thread, the other probes' I/O goes on meanwhile.
-    await asyncio.to_thread(importlib.import_module, "kr8s.asyncio")
+    if "kr8s.asyncio" not in sys.modules:
+        # kr8s takes ~0.1 s to import; in a thread, the other probes' I/O goes on meanwhile.
+        # Once imported (the prefetch child imports it first) no detour through the loop:
+        # that would hand the CPU to another probe before the first API request is out.
+        await asyncio.to_thread(importlib.import_module, "kr8s.asyncio")
     import kr8s.asyncio
 
     kwargs: dict[str, Any] = {"namespace": namespace}

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from immichcheck.probes import ProbeError
+from immichcheck.probes import ProbeError, bounded
 
 # Settings verify compares with the ConfigMap: the issue names random_page_cost, the memory
 # settings and slow-query logging. Others in the file depend on the image (preload libraries).
@@ -98,6 +98,14 @@ async def connect_postgres(
         )
     except Exception as exc:
         raise ProbeError(describe_postgres_exception(exc, dsn)) from exc
+
+
+async def probe_postgres(dsn: str, timeout: float) -> dict[str, Any]:
+    """verify's PostgreSQL probe: `postgres_facts` within `timeout`, with where it was measured."""
+    location = dsn_location(dsn)
+    facts = await bounded(postgres_facts(dsn, timeout), timeout, location)
+    facts["location"] = location
+    return facts
 
 
 async def postgres_facts(

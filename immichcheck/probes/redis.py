@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from immichcheck.immich_facts import BULL_PREFIX, QUEUE_NAMES
-from immichcheck.probes import ProbeError
+from immichcheck.probes import ProbeError, bounded
 
 # BullMQ's key types: wait/active/paused are lists, the others sorted sets. Reading each with
 # the matching command (LLEN vs ZCARD) is what the README's `LLEN immich:jobs:active` got wrong.
@@ -51,6 +51,14 @@ def describe_redis_exception(exc: BaseException, url: str) -> str:
     if isinstance(exc, errors.RedisError):
         return f"Redis error at {where}: {exc}"
     return f"{type(exc).__name__} talking to Redis at {where}: {exc}"
+
+
+async def probe_redis(url: str, timeout: float) -> dict[str, Any]:
+    """verify's Redis probe: `redis_facts` within `timeout`, with where it was measured."""
+    location = redis_location(url)
+    facts = await bounded(redis_facts(url, timeout), timeout, location)
+    facts["location"] = location
+    return facts
 
 
 async def redis_facts(

@@ -22,35 +22,44 @@ from typing import Any
 import pytest
 
 from immichcheck.checks import load_catalogue, select_codes
-from immichcheck.commands.verify import reads_cluster
+from immichcheck.commands.verify import child_direct_probes, reads_cluster
 from immichcheck.errors import ExitCode
+from immichcheck.local_stack import LocalPostgres, free_port
+from immichcheck.probes import ProbeError
 from immichcheck.probes.kube import KubeAccess, open_connection, read_snapshot
-from immichcheck.probes.kube_prefetch import SnapshotPrefetch
+from immichcheck.probes.postgres import probe_postgres
+from immichcheck.probes.prefetch import ProbePrefetch
+from immichcheck.probes.redis import probe_redis
+from immichcheck.targets import TargetOptions
 from tests.fakes.kube_api import FakeKubeCluster
+from tests.fixtures.cli import run_cli
+from tests.fixtures.databases import RedisFactory
 
 SECRETS = ["immich-postgres-secret", "immich-server-secret"]
 ROOT = Path(__file__).resolve().parent.parent
 
-# Runs in a fresh interpreter: fork the reader, then take its answer (or do `mode` to it).
+# Runs in a fresh interpreter: fork the child, then take its answers (or do `mode` to it).
 CHILD_SIDE = """
 import asyncio, dataclasses, json, os, signal, sys, time
 from pathlib import Path
+from immichcheck.probes import ProbeError
 from immichcheck.probes.kube import KubeAccess, KubeError
-from immichcheck.probes.kube_prefetch import SnapshotPrefetch
+from immichcheck.probes.prefetch import ProbePrefetch
 
-kubeconfig, mode, SECRETS = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+kubeconfig, mode, SECRETS, direct = sys.argv[1], sys.argv[2], *map(json.loads, sys.argv[3:])
 access = KubeAccess(Path(kubeconfig), None, False)
 if mode == "fork-fails":  # a pids limit (EAGAIN): no child, no descriptor left open
     def no_fork():
         raise BlockingIOError(11, "Resource temporarily unavailable")
     os.fork = no_fork
     before = sorted(os.listdir("/proc/self/fd"))
-    prefetch = SnapshotPrefetch.start(access, 3.0)
+    prefetch = ProbePrefetch.start(access, 3.0, direct)
     after = sorted(os.listdir("/proc/self/fd"))
     print(json.dumps({"prefetch": repr(prefetch), "fds_kept": before == after}))
     sys.exit()
-prefetch = SnapshotPrefetch.start(access, 3.0)
-out = {"forked": prefetch is not None, "pid": prefetch.pid}
+started = time.monotonic()
+prefetch = ProbePrefetch.start(access, 3.0, direct)
+out = {"forked": prefetch is not None, "pid": prefetch.pid, "probes": list(prefetch.probes)}
 if mode == "parent-dies":  # before saying what to read, without closing anything
     print(json.dumps(out), flush=True)
     os._exit(0)
@@ -64,25 +73,44 @@ if mode == "parent-killed":  # as `kill -9` or the OOM killer: no cleanup runs a
     os.kill(os.getpid(), signal.SIGKILL)
 if mode == "kill":
     os.kill(prefetch.pid, signal.SIGKILL)
+
+
+async def take(name, answer):
+    try:
+        value = await answer
+        out[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    except (KubeError, ProbeError) as exc:
+        out[name + "_error"] = str(exc)
+    out[name + "_seconds"] = time.monotonic() - started
+
+
+async def every_answer():
+    answers = [take("snapshot", prefetch.snapshot())]
+    answers += [take(probe, prefetch.facts(probe)) for probe in direct]
+    await asyncio.gather(*answers)
+
+
 if mode == "close":
     started = time.monotonic()
     prefetch.close()
     out["close_seconds"] = time.monotonic() - started
     out["child_gone"] = not Path(f"/proc/{prefetch.pid}").exists()
 else:
-    try:
-        out["snapshot"] = dataclasses.asdict(asyncio.run(prefetch.result()))
-    except KubeError as exc:
-        out["error"] = str(exc)
+    asyncio.run(every_answer())
     prefetch.close()
 out["kr8s_in_parent"] = "kr8s" in sys.modules
+out["clients_in_parent"] = sorted({"asyncpg", "redis"} & set(sys.modules))
 print(json.dumps(out))
 """
 
 
-def child_side(kubeconfig: Path, mode: str = "read") -> dict[str, Any]:
+def child_side(
+    kubeconfig: Path, mode: str = "read", direct: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run CHILD_SIDE: the child reads the snapshot and runs the `direct` probes (name: URL)."""
+    arguments = [str(kubeconfig), mode, json.dumps(SECRETS), json.dumps(direct or {})]
     completed = subprocess.run(
-        [sys.executable, "-c", CHILD_SIDE, str(kubeconfig), mode, json.dumps(SECRETS)],
+        [sys.executable, "-c", CHILD_SIDE, *arguments],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
     killed = mode == "parent-killed" and completed.returncode == -signal.SIGKILL
@@ -120,6 +148,90 @@ def by_name(snapshot: dict[str, Any]) -> dict[str, Any]:
     return snapshot | {"objects": objects}
 
 
+# What changes between two reads of the same server: the time of a PING, Redis's memory,
+# PostgreSQL's connection count (other tests' sessions come and go) and its size.
+CHANGING_FACTS = {"ping_seconds", "used_memory", "connections", "database_size"}
+
+
+def steady(facts: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in facts.items() if key not in CHANGING_FACTS}
+
+
+def test_the_child_probes_postgres_as_the_parent_would_and_the_parent_imports_no_client(
+    fake_cluster: FakeKubeCluster, postgres_server: LocalPostgres
+) -> None:
+    answer = child_side(fake_cluster.kubeconfig_path, direct={"postgres": postgres_server.dsn})
+    assert answer["probes"] == ["kube", "postgres"]
+    assert answer["clients_in_parent"] == [] and answer["kr8s_in_parent"] is False
+    expected = asyncio.run(probe_postgres(postgres_server.dsn, 3.0))
+    assert steady(answer["postgres"]) == steady(expected)
+    assert set(answer["postgres"]) == set(expected)
+    assert answer["postgres"]["location"] == f"127.0.0.1:{postgres_server.port}/immich"
+    assert by_name(answer["snapshot"]) == by_name(
+        dataclasses.asdict(in_process(fake_cluster.kubeconfig_path))
+    )
+
+
+def test_the_child_probes_redis_as_the_parent_would(
+    fake_cluster: FakeKubeCluster, redis_factory: RedisFactory
+) -> None:
+    redis = redis_factory()
+    answer = child_side(fake_cluster.kubeconfig_path, direct={"redis": redis.url})
+    assert answer["clients_in_parent"] == []
+    expected = asyncio.run(probe_redis(redis.url, 3.0))
+    assert steady(answer["redis"]) == steady(expected)
+    assert set(answer["redis"]) == set(expected)
+
+
+def test_a_direct_probe_is_answered_without_waiting_for_a_slow_api_server(
+    fake_cluster: FakeKubeCluster, postgres_server: LocalPostgres
+) -> None:
+    fake_cluster.latency = 2.0  # every API request takes 2 s
+    answer = child_side(fake_cluster.kubeconfig_path, direct={"postgres": postgres_server.dsn})
+    assert answer["postgres"]["version_num"] >= 150000
+    assert answer["snapshot_seconds"] >= 2.0
+    assert answer["postgres_seconds"] < answer["snapshot_seconds"]
+
+
+def test_failing_direct_probes_are_the_one_line_the_parent_would_give(
+    fake_cluster: FakeKubeCluster, postgres_server: LocalPostgres
+) -> None:
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    wrong_password = postgres_server.dsn.replace(postgres_server.password, "NotThePassword")
+    direct = {"redis": redis_url, "postgres": wrong_password}
+    answer = child_side(fake_cluster.kubeconfig_path, direct=direct)
+    for probe, run in (("redis", probe_redis), ("postgres", probe_postgres)):
+        with pytest.raises(ProbeError) as in_process_error:
+            asyncio.run(run(direct[probe], 3.0))
+        assert answer[probe + "_error"] == str(in_process_error.value)
+    assert answer["redis_error"].startswith("connection refused at 127.0.0.1:")
+    assert "password authentication failed" in answer["postgres_error"]
+    assert postgres_server.password not in json.dumps(answer)
+    assert "snapshot" in answer  # the snapshot is not affected
+
+
+def test_a_killed_child_fails_each_of_its_probes_in_one_line(
+    fake_cluster: FakeKubeCluster, postgres_server: LocalPostgres
+) -> None:
+    fake_cluster.latency = 2.0
+    direct = {"postgres": postgres_server.dsn}
+    answer = child_side(fake_cluster.kubeconfig_path, "kill", direct=direct)
+    how = "was killed by signal 9 without an answer"
+    assert answer["snapshot_error"] == f"the process reading the cluster {how}"
+    assert answer["postgres_error"] == f"the process probing PostgreSQL {how}"
+
+
+def test_the_child_runs_one_direct_probe_reached_through_its_url() -> None:
+    catalogue = load_catalogue()
+    both = TargetOptions(pg_dsn="postgresql://u:p@10.0.0.6/immich", redis_url="redis://10.0.0.7")
+    assert child_direct_probes(None, both) == {"postgres": "postgresql://u:p@10.0.0.6/immich"}
+    only_redis = select_codes(catalogue, only=["redis"])
+    assert child_direct_probes(only_redis, both) == {"redis": "redis://10.0.0.7"}
+    assert child_direct_probes(select_codes(catalogue, only=["cluster"]), both) == {}
+    # Credentials from the Secret, cluster DNS, port-forwards: all need the cluster first.
+    assert child_direct_probes(None, TargetOptions()) == {}
+
+
 def test_wrong_credentials_give_the_message_the_in_process_read_gives(
     fake_cluster: FakeKubeCluster, tmp_path: Path
 ) -> None:
@@ -127,15 +239,15 @@ def test_wrong_credentials_give_the_message_the_in_process_read_gives(
     answer = child_side(config)
     with pytest.raises(Exception) as in_process_error:
         in_process(config)
-    assert answer["error"] == str(in_process_error.value)
-    assert "401" in answer["error"]
+    assert answer["snapshot_error"] == str(in_process_error.value)
+    assert "401" in answer["snapshot_error"]
 
 
 def test_a_killed_child_is_a_one_line_error_not_a_hang(fake_cluster: FakeKubeCluster) -> None:
     fake_cluster.latency = 2.0  # the child is still waiting for the API server when killed
     started = time.monotonic()
     answer = child_side(fake_cluster.kubeconfig_path, "kill")
-    assert answer["error"] == (
+    assert answer["snapshot_error"] == (
         "the process reading the cluster was killed by signal 9 without an answer"
     )
     assert time.monotonic() - started < 10
@@ -178,7 +290,7 @@ def test_a_child_gone_before_it_was_told_what_to_read_is_one_line(
     fake_cluster: FakeKubeCluster,
 ) -> None:
     answer = child_side(fake_cluster.kubeconfig_path, "kill-first")
-    assert answer["error"] == (
+    assert answer["snapshot_error"] == (
         "the process reading the cluster was killed by signal 9 without an answer"
     )
 
@@ -194,7 +306,7 @@ def test_no_fork_while_another_thread_runs(fake_cluster: FakeKubeCluster) -> Non
     worker.start()
     try:
         access = KubeAccess(fake_cluster.kubeconfig_path, None, False)
-        assert SnapshotPrefetch.start(access, 3.0) is None
+        assert ProbePrefetch.start(access, 3.0) is None
     finally:
         stop.set()
         worker.join()
@@ -311,3 +423,29 @@ def test_a_default_run_forks_first_and_still_reads_the_cluster(
     assert cluster == {"PASS"}, completed.stdout
     assert "Traceback" not in completed.stderr
     assert_no_secret_in(completed.stdout + completed.stderr, fake_cluster)
+
+
+def test_verify_through_the_child_gives_the_verdicts_of_an_in_process_run(
+    fake_cluster: FakeKubeCluster,
+    postgres_server: LocalPostgres,
+    redis_factory: RedisFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The snapshot and PostgreSQL from the child (a fresh `immichcheck`), against the same run
+    in pytest's process, which has threads and so never forks: the same verdicts."""
+    redis = redis_factory()
+    args = ["--kubeconfig", str(fake_cluster.kubeconfig_path), "--pg-dsn", postgres_server.dsn,
+            "--redis-url", redis.url, "--only", "cluster,postgres,redis"]  # fmt: skip
+    forked = run_verify(*args)
+    code, output, _ = run_cli(["verify", "--no-save", "--format", "json", *args], capsys)
+
+    def verdicts(record: dict[str, Any]) -> list[tuple[str, str, str]]:
+        # Messages quote times (the PING's), so each is compared by its code and status.
+        return sorted((c["code"], c["target"], c["status"]) for c in record["checks"])
+
+    forked_record = json.loads(forked.stdout)
+    assert verdicts(forked_record) == verdicts(json.loads(output))
+    assert forked.returncode == code
+    components = {c["component"] for c in forked_record["checks"] if c["status"] == "PASS"}
+    assert {"cluster", "postgres", "redis"} <= components
+    assert postgres_server.password not in forked.stdout + forked.stderr
