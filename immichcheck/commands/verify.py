@@ -321,6 +321,7 @@ def _collect_again() -> None:
 
 
 def _verify_command(params: dict[str, Any], resume_collector: Callable[[], None] | None) -> int:
+    """verify with the collector paused; `resume_collector` turns it on for --wait's retries."""
     # As little as possible happens before the snapshot's child process is forked: it
     # needs only the credentials. The rest (the check selection, manifests/, psutil, the
     # store, the formatters) happens in the parent while the child imports kr8s.

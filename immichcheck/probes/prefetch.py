@@ -347,9 +347,10 @@ def _write_line(fd: int, message: dict[str, Any]) -> None:
 def _run_child_probes(
     work: _ChildWork, targets_fd: int, send: Callable[[dict[str, Any]], None]
 ) -> None:
-    """Each probe's answer is sent as soon as it is known: Redis need not wait for the API."""
+    """Each probe's answer is sent as soon as it is known: a direct probe need not wait for
+    the API server."""
     # The snapshot's preparation: any failure here is its answer, said as the in-process
-    # read says it; Redis runs regardless.
+    # read says it; the direct probes run regardless.
     snapshot_error = ""
     namespace, secret_names = "", list[str]()
     try:
@@ -405,9 +406,9 @@ async def _snapshot_answer(
 async def _direct_answer(probe: str, target: str, timeout: float) -> dict[str, Any]:
     """{"facts": ...} or {"error": one line}, as the parent's own probe would have ended."""
     module, function, _label = DIRECT_PROBES[probe]
-    run = getattr(importlib.import_module(module), function)
     answer: dict[str, Any] = {"probe": probe}
     try:
+        run = getattr(importlib.import_module(module), function)
         return answer | {"facts": await run(target, timeout)}
     except ProbeError as exc:
         return answer | {"error": str(exc)}
@@ -417,7 +418,7 @@ async def _direct_answer(probe: str, target: str, timeout: float) -> dict[str, A
 
 def _widen(fd: int) -> None:
     """Let the pipe hold a whole snapshot (1 MiB), so the child never waits on the parent's
-    loop to write it while its Redis probe could run; the default 64 KiB where refused."""
+    loop to write it while its direct probe could run; the default 64 KiB where refused."""
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
 
