@@ -132,7 +132,7 @@ class Targets:
         self.namespace = options.namespace or expected.namespace
         self._snapshot_task: asyncio.Task[Any] | None = None
         self._preloaded = preloaded_snapshot
-        self.prefetch = prefetch  # a ProbePrefetch: the snapshot (maybe Redis) in a child
+        self.prefetch = prefetch  # a ProbePrefetch: the snapshot and a direct probe, in a child
         self._api: Any = None
         self._forwards: Any = None
         self._forward_ports: dict[tuple[str, int], asyncio.Task[int]] = {}

@@ -1,4 +1,5 @@
-"""The snapshot read by a forked child: same facts, one-line errors, nothing left running.
+"""The snapshot and a direct probe (PostgreSQL or Redis) run by a forked child: the same facts
+and one-line errors as in process, each answer as soon as it is known, nothing left running.
 
 The fork only happens in a process without threads, and pytest's fakes run threads, so the
 child's side runs in a fresh interpreter (the real path a user's `immichcheck verify` takes)
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -90,11 +92,22 @@ async def every_answer():
     await asyncio.gather(*answers)
 
 
+async def close_while_waiting():
+    waiting = asyncio.ensure_future(every_answer())
+    await asyncio.sleep(0.3)  # the probes are awaiting the child's answers by now
+    closed = time.monotonic()
+    prefetch.close()  # as Targets.close() when a run is cut short
+    await waiting
+    out["settled_seconds"] = time.monotonic() - closed
+
+
 if mode == "close":
     started = time.monotonic()
     prefetch.close()
     out["close_seconds"] = time.monotonic() - started
     out["child_gone"] = not Path(f"/proc/{prefetch.pid}").exists()
+elif mode == "close-while-waiting":
+    asyncio.run(close_while_waiting())
 else:
     asyncio.run(every_answer())
     prefetch.close()
@@ -258,6 +271,19 @@ def test_close_stops_and_reaps_a_child_still_reading(fake_cluster: FakeKubeClust
     answer = child_side(fake_cluster.kubeconfig_path, "close")
     assert answer["child_gone"] is True  # killed and reaped: no process, no zombie
     assert answer["close_seconds"] < 1.0
+
+
+def test_closing_ends_every_probe_still_waiting_for_the_child(
+    fake_cluster: FakeKubeCluster,
+) -> None:
+    fake_cluster.latency = 3.0
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        dsn = f"postgresql://immich:pw@127.0.0.1:{silent.getsockname()[1]}/immich"
+        answer = child_side(fake_cluster.kubeconfig_path, "close-while-waiting", {"postgres": dsn})
+    stopped = "was stopped before it answered"
+    assert answer["snapshot_error"] == f"the process reading the cluster {stopped}"
+    assert answer["postgres_error"] == f"the process probing PostgreSQL {stopped}"
+    assert answer["settled_seconds"] < 1.0  # not when their guards run out, seconds later
 
 
 def _ended(pid: int, within: float) -> bool:
@@ -449,3 +475,47 @@ def test_verify_through_the_child_gives_the_verdicts_of_an_in_process_run(
     components = {c["component"] for c in forked_record["checks"] if c["status"] == "PASS"}
     assert {"cluster", "postgres", "redis"} <= components
     assert postgres_server.password not in forked.stdout + forked.stderr
+
+
+def test_answers_are_read_whole_however_the_pipe_cuts_them(tmp_path: Path) -> None:
+    """Lines split over many reads, several lines in one read, a big snapshot, and lines that
+    are not answers (ignored: the probe they were for ends "without an answer")."""
+    done = subprocess.Popen(["true"])  # a real child for the reader to reap
+    done.wait()
+    read_end, write_end = os.pipe()
+    prefetch = ProbePrefetch(done.pid, read_end, os.open(os.devnull, os.O_WRONLY),
+                             ("kube", "postgres", "redis"))  # fmt: skip
+    big = {"namespace": "immich", "source": "test", "objects": {"ConfigMap": [
+        {"metadata": {"name": f"cm-{i}"}, "data": {"blob": "x" * 3000}} for i in range(1000)
+    ]}}  # fmt: skip
+    lines = [
+        b"not json at all",
+        json.dumps({"probe": "postgres"}).encode(),  # no facts, no error: not an answer
+        json.dumps({"probe": "postgres", "facts": {"version_num": 150018}}).encode(),
+        json.dumps({"probe": "kube", "snapshot": big}).encode(),
+    ]
+    stream = b"\n".join(lines) + b"\n"
+
+    def write() -> None:
+        view = memoryview(stream)
+        for size in (5, 1, 70_000, 3, 1 << 20):  # then the rest
+            os.write(write_end, view[:size])
+            view = view[size:]
+        os.write(write_end, view)
+        os.close(write_end)
+
+    async def read() -> tuple[Any, Any, str]:
+        writer = asyncio.get_running_loop().run_in_executor(None, write)
+        snapshot = await prefetch.snapshot()
+        facts = await prefetch.facts("postgres")
+        with pytest.raises(ProbeError) as no_answer:
+            await prefetch.facts("redis")
+        await writer
+        return snapshot, facts, str(no_answer.value)
+
+    snapshot, facts, no_answer = asyncio.run(read())
+    prefetch.close()
+    assert facts == {"version_num": 150018}
+    assert snapshot.objects["ConfigMap"] == big["objects"]["ConfigMap"]
+    # `true` was reaped by the test already, so how it ended is not known to the reader.
+    assert no_answer == "the process probing Redis ended without an answer"

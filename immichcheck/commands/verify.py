@@ -306,14 +306,16 @@ def run_verify_command(params: dict[str, Any]) -> int:
     try:
         return _verify_command(params, _collect_again if collecting else None)
     finally:
-        if collecting and not gc.isenabled():
+        if collecting:
             _collect_again()
 
 
 def _collect_again() -> None:
-    """Turn the collector back on without one pass over all that was allocated meanwhile
-    (~20-30 ms at once): those objects go to the oldest generation (freeze, then unfreeze),
-    which is collected later as usual."""
+    """Turn the collector back on (once; later calls do nothing) without one pass over all
+    that was allocated meanwhile (~20-30 ms at once): those objects go to the oldest
+    generation (freeze, then unfreeze), which is collected later as usual."""
+    if gc.isenabled():
+        return
     if gc.get_freeze_count() == 0:  # nobody else froze objects that this would unfreeze
         gc.freeze()
         gc.unfreeze()

@@ -252,7 +252,8 @@ class KubeAccess:
 
 async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
     """A kr8s API object: kubeconfig or service-account credentials (KubeError on failure)."""
-    if "kr8s.asyncio" not in sys.modules:
+    loaded = sys.modules.get("kr8s.asyncio")
+    if loaded is None or getattr(getattr(loaded, "__spec__", None), "_initializing", False):
         # kr8s takes ~0.1 s to import; in a thread, the other probes' I/O goes on meanwhile.
         # Once imported (the prefetch child imports it first) no detour through the loop:
         # that would hand the CPU to another probe before the first API request is out.

@@ -84,7 +84,7 @@ KR8S_UNUSED_HERE = ("jsonpath", "httpx_ws", "cryptography.x509")
 
 
 class ProbePrefetch:
-    """A forked child running the probes whose targets are known before manifests/ are parsed.
+    """A forked child reading the snapshot and running the direct probes given to it.
 
     `start`, then `send_targets` once the parent knows the namespace and secrets, then
     `snapshot()` (and `facts(probe)` for the direct probes it runs) for the answers;
@@ -185,8 +185,7 @@ class ProbePrefetch:
         try:
             answer = await self._answer(probe)
         except _NoAnswer as exc:
-            label = DIRECT_PROBES[probe][2] if probe in DIRECT_PROBES else probe
-            raise ProbeError(f"the process probing {label} {exc}") from None
+            raise ProbeError(f"the process probing {DIRECT_PROBES[probe][2]} {exc}") from None
         if "error" in answer:
             raise ProbeError(str(answer["error"]))
         return dict(answer["facts"])
@@ -219,46 +218,58 @@ class ProbePrefetch:
             except BlockingIOError:
                 return
             except OSError as exc:
-                self._stop_listening(f"could not be read from: {exc}")
+                self._end(f"could not be read from: {exc}", kill=True)
                 return
-            if not chunk:
-                self._stop_listening("")
+            if not chunk:  # the child closed its end: it has ended
+                self._end(None, kill=False)
                 return
-            pending.extend(chunk)
-            *lines, rest = pending.split(b"\n")
+            if b"\n" not in chunk:  # only new bytes are searched: a big snapshot stays linear
+                pending.extend(chunk)
+                return
+            *lines, rest = chunk.split(b"\n")
+            lines[0] = bytes(pending) + lines[0]
             pending[:] = rest
             for line in lines:
-                self._deliver(bytes(line))
+                self._deliver(line)
 
         loop.add_reader(fd, readable)
 
     def _deliver(self, line: bytes) -> None:
+        """Settle the probe a well-formed answer is for; anything else is not an answer, and
+        the probe it was meant for ends "without an answer"."""
         try:
             message = json.loads(line)
         except (UnicodeDecodeError, ValueError):
-            return  # not an answer: the probe it was for ends as "without an answer"
-        probe = message.get("probe") if isinstance(message, dict) else None
-        future = self._answers.get(probe) if isinstance(probe, str) else None
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("probe"), str):
+            return
+        probe = message["probe"]
+        payload = "snapshot" if probe == "kube" else "facts"
+        if not isinstance(message.get("error"), str) and not isinstance(message.get(payload), dict):
+            return
+        future = self._answers.get(probe)
         if future is not None and not future.done():
             future.set_result(message)
 
-    def _stop_listening(self, why: str) -> None:
-        """The child closed its end (it has ended): reap it, fail what it never answered."""
-        self._close_fds()
-        self._reap()
-        reason = why or self._ended_without_answer()
-        for future in self._answers.values():
-            if not future.done():
-                future.set_exception(_NoAnswer(reason))
-                future.exception()  # retrieved: an answer nobody awaits is not an error
-
     def close(self) -> None:
         """Stop the child if it still runs and reap it (safe to call more than once)."""
+        self._end("was stopped before it answered", kill=True)
+
+    def _end(self, reason: str | None, kill: bool) -> None:
+        """Close the pipes, stop (with `kill`) and reap the child, and fail every probe it has
+        not answered with `reason` (None: how the child ended)."""
         self._close_fds()
-        if not self._reaped:
+        if kill and not self._reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            self._reap()
+        self._reap()
+        if self._loop is None or self._loop.is_closed():
+            return  # nobody can be waiting any more
+        why = reason or self._ended_without_answer()
+        for future in self._answers.values():
+            if not future.done():
+                future.set_exception(_NoAnswer(why))
+                future.exception()  # retrieved: an answer nobody awaits is not an error
 
     def _close_fds(self) -> None:
         # The loop forgets the descriptor first: a closed number can be reused at once.
