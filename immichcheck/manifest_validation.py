@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from immichcheck import __version__
+from immichcheck import __version__, yaml_text
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.manifests import (
     BENCH_JOB_TEMPLATE_CONFIGMAP,
@@ -206,7 +206,7 @@ def _check_kustomization(folder: Path, files: list[Path]) -> Iterator[Problem]:
     if not path.is_file():
         return
     try:
-        body = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        body = yaml_text.load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         yield Problem(path.name, "-", f"bad YAML: {' '.join(str(exc).split())}")
         return

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from immichcheck import yaml_text
 from immichcheck.errors import ExitCode, ImmichcheckError
 from immichcheck.resources import project_folder
 
@@ -34,8 +35,6 @@ BENCH_JOB_TEMPLATE_CONFIGMAP = "immichcheck-bench-job-template"
 BENCH_JOB_TEMPLATE_KEY = "job.yaml"
 # The two secrets the README has users create by hand; they are never in the manifests.
 _SKIPPED_FILES = {"kustomization.yaml", "kustomization.yml"}
-# libyaml's loader is about ten times faster; verify calls this at start-up.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ManifestsError(ImmichcheckError):
@@ -218,7 +217,7 @@ def parse_manifest_file(path: Path) -> list[ManifestDocument]:
         raise ManifestsError(f"{path.name}: cannot read: {exc}") from None
     documents: list[ManifestDocument] = []
     try:
-        for index, body in enumerate(yaml.load_all(text, Loader=_YAML_LOADER)):
+        for index, body in enumerate(yaml_text.load_all(text)):
             if body is None:
                 continue
             if not isinstance(body, dict):
@@ -792,7 +791,7 @@ def render_job_template(
     except (KeyError, ValueError) as exc:
         raise ManifestsError(f"bench Job template: bad placeholder: {exc}") from None
     try:
-        job = yaml.load(rendered, Loader=_YAML_LOADER)
+        job = yaml_text.load(rendered)
     except yaml.YAMLError as exc:
         raise ManifestsError(f"bench Job template: bad YAML: {_yaml_error_text(exc)}") from None
     if not isinstance(job, dict) or job.get("kind") != "Job":

@@ -40,9 +40,11 @@ def load_yaml_file(path: Path, what: str = "") -> Any:
     """The parsed YAML in `path`; one line naming `what` (e.g. "rules file") when it cannot be."""
     import yaml
 
+    from immichcheck import yaml_text
+
     name = f"{what} {path}" if what else str(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml_text.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ImmichcheckError(f"cannot read {name}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:

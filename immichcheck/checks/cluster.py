@@ -148,6 +148,8 @@ def configmap_problems(name: str, data: Mapping[str, str]) -> list[str]:
     """Parse errors of a ConfigMap's files by their extension (JSON, YAML, .conf)."""
     import yaml
 
+    from immichcheck import yaml_text
+
     problems = []
     for key, text in data.items():
         if key.endswith(".json"):
@@ -157,7 +159,7 @@ def configmap_problems(name: str, data: Mapping[str, str]) -> list[str]:
                 problems.append(f"{key} is not valid JSON (line {exc.lineno}: {exc.msg})")
         elif key.endswith((".yaml", ".yml")):
             try:
-                yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                yaml_text.load(text)
             except yaml.YAMLError:
                 problems.append(f"{key} is not valid YAML")
         elif key.endswith(".conf"):

@@ -150,12 +150,14 @@ def validate_kubeconfig(path: Path, context: str | None = None, *, used: bool = 
     """
     import yaml
 
+    from immichcheck import yaml_text
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ImmichcheckError(f"cannot read kubeconfig {path}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml_text.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
