@@ -270,17 +270,19 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
     async def kube_probe() -> Any:
         return await targets.snapshot()
 
-    async def postgres_probe() -> Any:
+    async def direct_probe(
+        name: str, probe: Callable[[str, float], Awaitable[Any]], address: ProbeFunction
+    ) -> Any:
         prefetch = targets.prefetch
-        if prefetch is not None and prefetch.runs("postgres"):
-            return await prefetch.facts("postgres")  # probed by the child, on the other core
-        return await postgres.probe_postgres(await targets.postgres_dsn(), timeout)
+        if prefetch is not None and prefetch.runs(name):
+            return await prefetch.facts(name)  # probed by the child, on the other core
+        return await probe(await address(), timeout)
+
+    async def postgres_probe() -> Any:
+        return await direct_probe("postgres", postgres.probe_postgres, targets.postgres_dsn)
 
     async def redis_probe() -> Any:
-        prefetch = targets.prefetch
-        if prefetch is not None and prefetch.runs("redis"):
-            return await prefetch.facts("redis")
-        return await redis.probe_redis(await targets.redis_url(), timeout)
+        return await direct_probe("redis", redis.probe_redis, targets.redis_url)
 
     ml_ping_task: asyncio.Task[Any] | None = None
 

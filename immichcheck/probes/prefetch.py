@@ -194,14 +194,10 @@ class ProbePrefetch:
         """The child's message for `probe`, read as it arrives (each probe's in its own time)."""
         if probe not in self.probes:
             raise _NoAnswer(f"was not asked for {probe}")
-        if probe not in self._answers:
+        if self._loop is None:  # the first probe to ask starts the reading
             if self._answer_fd is None:
                 raise _NoAnswer("was already closed")
-            if self._loop is None:
-                self._listen(asyncio.get_running_loop())
-            self._answers.update(
-                {name: asyncio.get_running_loop().create_future() for name in self.probes}
-            )
+            self._listen(asyncio.get_running_loop())
         return await asyncio.shield(self._answers[probe])
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -209,6 +205,7 @@ class ProbePrefetch:
         fd = self._answer_fd
         assert fd is not None
         self._loop = loop
+        self._answers = {name: loop.create_future() for name in self.probes}
         pending = bytearray()
         os.set_blocking(fd, False)
 
