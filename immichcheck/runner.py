@@ -270,19 +270,11 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
     async def kube_probe() -> Any:
         return await targets.snapshot()
 
-    async def direct_probe(
-        name: str, probe: Callable[[str, float], Awaitable[Any]], address: ProbeFunction
-    ) -> Any:
-        prefetch = targets.prefetch
-        if prefetch is not None and prefetch.runs(name):
-            return await prefetch.facts(name)  # probed by the child, on the other core
-        return await probe(await address(), timeout)
-
     async def postgres_probe() -> Any:
-        return await direct_probe("postgres", postgres.probe_postgres, targets.postgres_dsn)
+        return await postgres.probe_postgres(await targets.postgres_dsn(), timeout)
 
     async def redis_probe() -> Any:
-        return await direct_probe("redis", redis.probe_redis, targets.redis_url)
+        return await redis.probe_redis(await targets.redis_url(), timeout)
 
     ml_ping_task: asyncio.Task[Any] | None = None
 
@@ -508,6 +500,78 @@ async def verify(
                 reached=targets.describe(),
             )
         await asyncio.sleep(min(WAIT_INTERVAL, remaining))
+
+
+@dataclass
+class VerifyRequest:
+    """Everything one verify needs, parsed: the library entry point's one argument."""
+
+    options: Any  # endpoints.TargetOptions: how each service is reached
+    expected: Any  # the expected state read from manifests/
+    codes: Sequence[str]
+    settings: RunSettings
+    kube_access: Any = None  # None: no cluster to read (the cluster checks SKIP)
+    snapshot: Any = None  # a snapshot already read (a dump, the support bundle's own read)
+    wait: float = 0.0
+    strict: bool = False
+    tags: Sequence[str] = ()
+    record_settings: Mapping[str, JSONValue] = field(default_factory=dict)
+    progress: Callable[[int, list[CheckResult], float], None] | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+
+
+@dataclass(frozen=True)
+class VerifyRun:
+    """One finished verify: the run record to save or render, and the outcome it came from."""
+
+    record: RunRecord
+    outcome: VerifyOutcome
+
+
+async def run_verify(request: VerifyRequest) -> VerifyRun:
+    """Verify a deployment: probes, checks, --wait, and the run record (secrets redacted)."""
+    from immichcheck.hostfacts import host_facts
+    from immichcheck.targets import Targets
+
+    options = request.options
+
+    def make_targets() -> Targets:
+        return Targets(
+            options,
+            request.expected,
+            request.kube_access,
+            request.settings.timeout,
+            request.redactor,
+            request.snapshot,
+        )
+
+    # Host facts (psutil, /proc) are system calls: ~1 ms here, more on a node with hundreds
+    # of mounts. Gathered in a thread while the probes wait on the network.
+    paths = [p for p in (options.media_path, options.data_path) if p]
+    host = asyncio.ensure_future(asyncio.to_thread(host_facts, paths))
+    outcome = await verify(
+        request.codes,
+        make_targets,
+        request.settings,
+        wait=request.wait,
+        strict=request.strict,
+        progress=request.progress,
+    )
+    record = verify_run_record(
+        outcome,
+        node=request.expected.node,
+        host=await host,
+        tags=request.tags,
+        settings=request.redactor.data(
+            {
+                "namespace": options.namespace or request.expected.namespace,
+                "reached": outcome.reached,
+                **request.record_settings,
+                "attempts": outcome.attempts,
+            }
+        ),
+    )
+    return VerifyRun(record=record, outcome=outcome)
 
 
 def print_progress(attempt: int, results: list[CheckResult], remaining: float) -> None:

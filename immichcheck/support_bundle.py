@@ -302,9 +302,8 @@ async def _collect(
     from immichcheck.hostfacts import host_facts
     from immichcheck.manifests import load_manifest_documents
     from immichcheck.probes import kube, kube_logs
-    from immichcheck.runner import RunSettings, verify_run_record
-    from immichcheck.runner import verify as run_verify
-    from immichcheck.targets import NOT_SECRET_KEYS, Targets, resolve_kube_access
+    from immichcheck.runner import RunSettings, VerifyRequest, run_verify
+    from immichcheck.targets import NOT_SECRET_KEYS, resolve_kube_access
 
     redactor = Redactor()
     redactor.add_many(
@@ -339,19 +338,19 @@ async def _collect(
             collector.missing[f"cluster/{kind}"] = reason
 
     # verify, on the snapshot just read -----------------------------------------------------
-    run_settings = RunSettings(timeout=timeout, inference=settings.inference)
-
-    def make_targets() -> Targets:
-        return Targets(options, expected, kube_access, timeout, redactor, snapshot)
-
-    outcome = await run_verify(select_codes(load_catalogue()), make_targets, run_settings)
-    record = verify_run_record(
-        outcome,
-        node=expected.node,
-        host=host_facts(),
-        tags=("support-bundle",),
-        settings={"namespace": namespace, "reached": outcome.reached},
+    run = await run_verify(
+        VerifyRequest(
+            options=options,
+            expected=expected,
+            codes=select_codes(load_catalogue()),
+            settings=RunSettings(timeout=timeout, inference=settings.inference),
+            kube_access=kube_access,
+            snapshot=snapshot,
+            tags=("support-bundle",),
+            redactor=redactor,
+        )
     )
+    record = run.record
     collector.structured("verify.json", record.to_dict(), "the verify run (JSON)", fmt="json")
     collector.text(
         "verify.txt", render_verify(record, "table", color=False), "the verify run (table)"
@@ -416,7 +415,7 @@ async def _collect(
     versions = {
         "immichcheck": __version__,
         "kubernetes": getattr(snapshot, "server_version", "") if snapshot is not None else "",
-        "services": dict(outcome.service_versions),
+        "services": dict(run.outcome.service_versions),
         "images_running": images,
         "images_in_manifests": {key: c.image for key, c in expected.components.items()},
     }

@@ -122,7 +122,6 @@ class Targets:
         timeout: float,
         redactor: Redactor,
         preloaded_snapshot: Any = None,
-        prefetch: Any = None,
     ) -> None:
         self.options = options
         self.expected = expected
@@ -132,7 +131,6 @@ class Targets:
         self.namespace = options.namespace or expected.namespace
         self._snapshot_task: asyncio.Task[Any] | None = None
         self._preloaded = preloaded_snapshot
-        self.prefetch = prefetch  # a ProbePrefetch: the snapshot and a direct probe, in a child
         self._api: Any = None
         self._forwards: Any = None
         self._forward_ports: dict[tuple[str, int], asyncio.Task[int]] = {}
@@ -165,15 +163,12 @@ class Targets:
             raise ProbeSkipped("no kubeconfig found and not running in a pod")
         else:
             try:
-                if self.prefetch is not None:
-                    snapshot = await self.prefetch.snapshot()
-                else:
-                    connection = await kube.open_connection(
-                        self.kube_access, self.namespace, self.timeout
-                    )
-                    snapshot = await kube.read_snapshot(
-                        connection, self.namespace, list(self.expected.secrets), self.timeout
-                    )
+                connection = await kube.open_connection(
+                    self.kube_access, self.namespace, self.timeout
+                )
+                snapshot = await kube.read_snapshot(
+                    connection, self.namespace, list(self.expected.secrets), self.timeout
+                )
             except kube.KubeError as exc:
                 raise ProbeError(f"{exc} ({self.kube_access.description})") from exc
         for values in kube.secret_values(snapshot, self.expected.secrets).values():
@@ -310,8 +305,6 @@ class Targets:
                 task.cancel()
         if self._snapshot_task is not None and not self._snapshot_task.done():
             self._snapshot_task.cancel()
-        if self.prefetch is not None:
-            self.prefetch.close()
 
 
 def _password_of(url: str | None) -> str | None:

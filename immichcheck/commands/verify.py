@@ -6,11 +6,9 @@ Heavy imports (asyncio clients, rich, yaml) happen inside the function so `--hel
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -86,52 +84,6 @@ class _Size(click.ParamType):
         if isinstance(value, int):
             return value
         return parse_size(str(value))
-
-
-def reads_cluster(codes: list[str] | None, kube_access: Any, from_dump: Any) -> bool:
-    """Whether this run's checks read the snapshot, for the selected `codes` (None: every
-    check). Nothing is forked for a run that does not: `--only redis --redis-url URL` makes
-    no API request. A run that needs the snapshot only to find a service (its credentials
-    in a Secret, a port-forward) reads it in process, without the child."""
-    if kube_access is None or from_dump:
-        return False
-    if codes is None:
-        return True
-    from immichcheck.checks import registered_checks
-    from immichcheck.runner import probes_needed
-
-    return "kube" in probes_needed(codes, registered_checks())
-
-
-# The child runs one direct probe beside the snapshot, the first of these whose URL is given:
-# the snapshot is its longer path already, and asyncpg with its probe is ~40 ms of CPU where
-# redis-py 8 and its probe are ~70 ms. Measured on 2 cores against the verify_speed stack,
-# paired runs: PostgreSQL in the child 11-16 ms faster than Redis there, and both together
-# 55-65 ms slower (the child becomes the longer path by far).
-CHILD_DIRECT_PREFERENCE = ("postgres", "redis")
-
-
-def child_direct_probes(codes: list[str] | None, options: Any) -> dict[str, str]:
-    """The direct probe the child runs beside the snapshot, with the URL given for it: only
-    one reached through --pg-dsn/--redis-url (other ways depend on the cluster) and needed
-    by the selected `codes` (None: every check). Empty when there is none."""
-    given = {"postgres": options.pg_dsn, "redis": options.redis_url}
-    candidates = [probe for probe in CHILD_DIRECT_PREFERENCE if given[probe]]
-    if codes is not None and candidates:
-        from immichcheck.checks import registered_checks
-        from immichcheck.runner import probes_needed
-
-        needed = probes_needed(codes, registered_checks())
-        candidates = [probe for probe in candidates if probe in needed]
-    return {probe: str(given[probe]) for probe in candidates[:1]}
-
-
-def _start_prefetch(kube_access: Any, timeout: float, direct: dict[str, str]) -> Any:
-    """A ProbePrefetch: the snapshot (and the `direct` probes) probed by a child process,
-    or None (everything in process)."""
-    from immichcheck.probes.prefetch import ProbePrefetch
-
-    return ProbePrefetch.start(kube_access, timeout, direct)
 
 
 def _print_catalogue(output_format: str) -> None:
@@ -297,94 +249,30 @@ def verify(**params: Any) -> int:
 
 def run_verify_command(params: dict[str, Any]) -> int:
     """Everything `verify` does after parsing: run, save, render, exit code."""
-    # The first pass allocates a lot (imports, JSON) and lives ~0.5 s: the cyclic collector's
-    # ~100 passes over it cost ~30 ms of verify's time (paired runs, 2 cores) and free next
-    # to nothing (peak memory the same within 0.5 MB). It is back on for --wait's next
-    # attempts, and as it was for whoever called.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _verify_command(params, _collect_again if collecting else None)
-    finally:
-        if collecting:
-            _collect_again()
+    import asyncio
 
-
-def _collect_again() -> None:
-    """Turn the collector back on (once; later calls do nothing) without one pass over all
-    that was allocated meanwhile (~20-30 ms at once): those objects go to the oldest
-    generation (freeze, then unfreeze), which is collected later as usual."""
-    if gc.isenabled():
-        return
-    if gc.get_freeze_count() == 0:  # nobody else froze objects that this would unfreeze
-        gc.freeze()
-        gc.unfreeze()
-    gc.enable()
-
-
-def _verify_command(params: dict[str, Any], resume_collector: Callable[[], None] | None) -> int:
-    """verify with the collector paused; `resume_collector` turns it on for --wait's retries."""
-    # As little as possible happens before the snapshot's child process is forked: it
-    # needs only the credentials. The rest (the check selection, manifests/, psutil, the
-    # store, the formatters) happens in the parent while the child imports kr8s.
+    from immichcheck.checks import load_catalogue, select_codes
+    from immichcheck.formatters.verify import render_verify
+    from immichcheck.manifests import load_expected_state
+    from immichcheck.runner import (
+        RunSettings,
+        VerifyRequest,
+        exit_code_for,
+        print_progress,
+        run_verify,
+    )
+    from immichcheck.store import save_run
     from immichcheck.targets import TargetOptions, resolve_kube_access
 
     options = TargetOptions.from_params(params)
-    kube_access = resolve_kube_access(options)
-    every_check = not params["only"] and not params["skip"]
-    # Before any thread starts. Without --only/--skip every check runs, the cluster's too.
-    prefetch = (
-        _start_prefetch(kube_access, params["timeout"], child_direct_probes(None, options))
-        if every_check and reads_cluster(None, kube_access, options.from_dump)
-        else None
-    )
-    try:
-        from immichcheck.checks import load_catalogue, select_codes
-        from immichcheck.manifests import load_expected_state
+    codes = select_codes(load_catalogue(), params["only"], params["skip"])
+    expected = load_expected_state(params.get("manifests_dir"))
+    snapshot = None
+    if options.from_dump:
+        from immichcheck.probes.kube import snapshot_from_dump
 
-        codes = select_codes(load_catalogue(), params["only"], params["skip"])
-        if not every_check and reads_cluster(codes, kube_access, options.from_dump):
-            direct = child_direct_probes(codes, options)
-            prefetch = _start_prefetch(kube_access, params["timeout"], direct)
-        expected = load_expected_state(params.get("manifests_dir"))
-        namespace = options.namespace or expected.namespace
-        if prefetch is not None:
-            prefetch.send_targets(namespace, list(expected.secrets))
-        dump = None
-        if options.from_dump:
-            from immichcheck.probes.kube import snapshot_from_dump
-
-            # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
-            dump = snapshot_from_dump(options.from_dump, namespace)
-        return _run_and_report(
-            params, expected, codes, options, kube_access, dump, prefetch, resume_collector
-        )
-    finally:
-        if prefetch is not None:  # a child nobody read (an early error, Ctrl-C) is stopped
-            prefetch.close()
-
-
-def _run_and_report(
-    params: dict[str, Any],
-    expected: Any,
-    codes: list[str],
-    options: Any,
-    kube_access: Any,
-    dump: Any,
-    prefetch: Any,
-    resume_collector: Callable[[], None] | None,
-) -> int:
-    """Run the probes and checks (the snapshot maybe already on its way), save, render."""
-    import asyncio
-
-    from immichcheck.formatters.verify import render_verify
-    from immichcheck.hostfacts import host_facts
-    from immichcheck.redaction import Redactor
-    from immichcheck.runner import RunSettings, exit_code_for, print_progress, verify_run_record
-    from immichcheck.runner import verify as run
-    from immichcheck.store import save_run
-    from immichcheck.targets import Targets
-
+        # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
+        snapshot = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
     settings = RunSettings(
         timeout=params["timeout"],
         inference_timeout=params["inference_timeout"],
@@ -395,60 +283,32 @@ def _run_and_report(
         body_limit_size=params["body_limit_size"],
         body_limit_budget=params["body_limit_budget"],
     )
-    redactor = Redactor()
-    attempts = 0
-
-    def make_targets() -> Targets:
-        nonlocal attempts
-        attempts += 1
-        # Only the first attempt is prefetched; --wait probes again in process.
-        first = prefetch if attempts == 1 else None
-        if attempts > 1 and resume_collector is not None:
-            resume_collector()  # a long --wait must not pile up garbage
-        return Targets(
-            options, expected, kube_access, settings.timeout, redactor, dump, prefetch=first
-        )
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    # Host facts (psutil, /proc) are system calls: ~1 ms here, more on a node with hundreds
-    # of mounts. Gathered in a thread while the probes wait on the network.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        host = pool.submit(host_facts, [p for p in (options.media_path, options.data_path) if p])
-        outcome = asyncio.run(
-            run(
-                codes,
-                make_targets,
-                settings,
-                wait=params["wait"],
-                strict=params["strict"],
-                progress=print_progress,
-            )
-        )
-    record = verify_run_record(
-        outcome,
-        node=expected.node,
-        host=host.result(),
+    request = VerifyRequest(
+        options=options,
+        expected=expected,
+        codes=codes,
+        settings=settings,
+        kube_access=resolve_kube_access(options),
+        snapshot=snapshot,
+        wait=params["wait"],
+        strict=params["strict"],
         tags=params["tags"],
-        settings=redactor.data(
-            {
-                "namespace": options.namespace or expected.namespace,
-                "reached": outcome.reached,
-                "only": list(params["only"]),
-                "skip": list(params["skip"]),
-                "strict": params["strict"],
-                "timeout": settings.timeout,
-                "attempts": outcome.attempts,
-                "inference": settings.inference,
-            }
-        ),
+        record_settings={
+            "only": list(params["only"]),
+            "skip": list(params["skip"]),
+            "strict": params["strict"],
+            "timeout": settings.timeout,
+            "inference": settings.inference,
+        },
+        progress=print_progress,
     )
+    run = asyncio.run(run_verify(request))
     if not params["no_save"]:
-        path = save_run(record, params["reports_dir"])
+        path = save_run(run.record, params["reports_dir"])
         if sys.stderr.isatty():
             click.echo(f"saved {path}", err=True)
     destination = params["output"]
     color = destination == "-" and sys.stdout.isatty()
-    text = redactor.values(render_verify(record, params["output_format"], color=color))
+    text = request.redactor.values(render_verify(run.record, params["output_format"], color=color))
     write_output(text, destination)
-    return int(exit_code_for(outcome.results, params["strict"]))
+    return int(exit_code_for(run.outcome.results, params["strict"]))
