@@ -26,6 +26,7 @@ test: bootstrap lint
 lint: bootstrap
 	$(BIN)/ruff check immichcheck tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bootstrap: system-packages $(STAMP)
 

@@ -21,12 +21,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from immichcheck.bench.engine import SocketJob, SocketLoadPool
-from immichcheck.bench.native import pgbench_workload, redis_benchmark_workload
-from immichcheck.bench.postgres import PostgresTarget, prepared_statement
-from immichcheck.bench.redis import KEY_PREFIX, RedisControl, RedisTarget, encode_command, job_value
-from immichcheck.formatters.bench_table import format_rate, format_seconds
-from immichcheck.local_stack import LocalStack
+from immichcheck.bench.load.engine import SocketJob, SocketLoadPool
+from immichcheck.bench.local_servers.stack import LocalStack
+from immichcheck.bench.native.tools import pgbench_workload, redis_benchmark_workload
+from immichcheck.bench.suites.postgres import PostgresTarget, prepared_statement
+from immichcheck.bench.suites.redis import (
+    KEY_PREFIX,
+    RedisControl,
+    RedisTarget,
+    encode_command,
+    job_value,
+)
+from immichcheck.bench.table import format_rate, format_seconds
 
 REDIS_TARGET_RATIO = 0.80
 PG_TARGET_RATIO = 1.5
@@ -129,7 +135,7 @@ async def calibrate_postgres(dsn: str, duration: float, rounds: int) -> list[Com
                     protocol="pg",
                     warmup=0.5,
                     duration=duration,
-                    opener="immichcheck.bench.postgres:wire_connect",
+                    opener="immichcheck.bench.suites.postgres:wire_connect",
                     opener_args=(target.user, target.password, target.database),
                     setup=setup,
                     setup_replies=1,

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from immichcheck.bench.base import BenchContext, Profile, load_profile
-from immichcheck.bench.fio import fio_path
-from immichcheck.bench.storage import SUITE
-from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.records import BenchmarkResult, new_run_id
+from immichcheck.bench.native.fio import fio_path
+from immichcheck.bench.suites.storage import SUITE
+from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.common.records import BenchmarkResult, new_run_id
 
 TARGET = 0.20
 

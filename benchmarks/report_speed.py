@@ -28,12 +28,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from immichcheck.compare import ReportOptions, build_report, histogram_bins, load_rules
-from immichcheck.performance_targets import load_targets
-from immichcheck.records import BenchmarkResult, HostFacts, RunRecord
-from immichcheck.report import render_report
-from immichcheck.stats import LatencyRecorder, summarize
-from immichcheck.store import load_runs, save_run
+from immichcheck.common.records import BenchmarkResult, HostFacts, RunRecord
+from immichcheck.common.statistics import LatencyRecorder, summarize
+from immichcheck.history.compare import ReportOptions, build_report, histogram_bins, load_rules
+from immichcheck.history.render import render_report
+from immichcheck.history.store import load_runs, save_run
+from immichcheck.history.thresholds import load_targets
 
 TARGET_SECONDS = 2.0
 SERIES = (

@@ -1,7 +1,8 @@
 """How long `immichcheck verify` takes next to the README's health commands, on one local stack.
 
 The stack: the fake Kubernetes API (built from manifests/, served over TLS like a real API
-server), real PostgreSQL and Redis started by immichcheck.local_stack, the fake Immich server
+server), real PostgreSQL and Redis started by
+immichcheck.bench.local_servers.stack, the fake Immich server
 and ML service over HTTP, each fake in a process of its own as the real services are. The
 same stack answers both sides:
 
@@ -321,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
-    from immichcheck.local_stack import LocalStack
+    from immichcheck.bench.local_servers.stack import LocalStack
 
     workdir = Path(tempfile.mkdtemp(prefix="verify-speed-"))
     stack = LocalStack().open()

@@ -1,6 +1,6 @@
 """Allow `python -m immichcheck`."""
 
-from immichcheck.cli import main
+from immichcheck.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from immichcheck.cli import main
-from immichcheck.manifests import load_expected_state
-from immichcheck.probes import ProbeError
-from immichcheck.probes.access import rejected_by, ways_in
-from immichcheck.records import CheckResult, RunRecord, Status
-from immichcheck.runner import ProbeOutcome, evaluate
+from immichcheck.cli.main import main
+from immichcheck.clients import ProbeError
+from immichcheck.clients.access import rejected_by, ways_in
+from immichcheck.common.records import CheckResult, RunRecord, Status
+from immichcheck.deploy.expected_state import load_expected_state
+from immichcheck.verify.engine import ProbeOutcome, evaluate
 from tests.fakes.proxies import ReverseProxy, make_certificate
 
 LIMIT = 2_000_000

@@ -15,12 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from immichcheck import local_stack
-from immichcheck.cli import main
-from immichcheck.formatters.bench_table import bench_rows, render_bench_table
-from immichcheck.hostfacts import host_facts
-from immichcheck.local_stack import LocalPostgres, LocalRedis
-from immichcheck.records import BenchmarkResult, RunRecord, utc_now
+from immichcheck.bench.local_servers import stack as local_stack
+from immichcheck.bench.local_servers.stack import LocalPostgres, LocalRedis
+from immichcheck.bench.table import bench_rows, render_bench_table
+from immichcheck.cli.main import main
+from immichcheck.common.host_facts import host_facts
+from immichcheck.common.records import BenchmarkResult, RunRecord, utc_now
 from tests.fixtures.databases import write_tiny_home
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from immichcheck.bench import images
 from immichcheck.bench.base import BenchContext, Profile
-from immichcheck.bench.ml import (
+from immichcheck.bench.suites import images
+from immichcheck.bench.suites.ml import (
     SUITE,
     DimensionCheck,
     ShapeError,

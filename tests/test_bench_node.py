@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from immichcheck import __version__
-from immichcheck.bench.remote import (
+from immichcheck.bench.nodes.remote import (
     JOB_NAME_PREFIX,
     NODE_NAME_ENV,
     NodeState,
@@ -36,12 +36,12 @@ from immichcheck.bench.remote import (
     render_node_job,
     split_log,
 )
-from immichcheck.cli import main
-from immichcheck.errors import ImmichcheckError
-from immichcheck.manifests import load_expected_state
-from immichcheck.probes.kube_jobs import Permission
-from immichcheck.records import RunRecord
-from immichcheck.store import load_runs
+from immichcheck.cli.main import main
+from immichcheck.clients.kubernetes_jobs import Permission
+from immichcheck.common.errors import ImmichcheckError
+from immichcheck.common.records import RunRecord
+from immichcheck.deploy.expected_state import load_expected_state
+from immichcheck.history.store import load_runs
 from tests.fakes.kube_api import FakeKubeCluster
 from tests.fakes.kube_jobs import FakeJobs
 from tests.test_store_factories import generated, run

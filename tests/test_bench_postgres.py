@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from immichcheck.bench import postgres as pg_bench
-from immichcheck.bench.postgres import SCHEMA, PostgresBenchError, wire_connect
-from immichcheck.local_stack import LocalPostgres
+from immichcheck.bench.local_servers.stack import LocalPostgres
+from immichcheck.bench.suites import postgres as pg_bench
+from immichcheck.bench.suites.postgres import SCHEMA, PostgresBenchError, wire_connect
 from tests.fixtures.databases import bench_context
 
 FAKE_IMMICH = """

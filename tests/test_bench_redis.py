@@ -9,15 +9,15 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from immichcheck.bench import redis as redis_bench
-from immichcheck.bench.engine import PgReplyCounter, RespReplyCounter, saturation_note
-from immichcheck.bench.redis import (
+from immichcheck.bench.load.engine import PgReplyCounter, RespReplyCounter, saturation_note
+from immichcheck.bench.local_servers.stack import LocalRedis
+from immichcheck.bench.suites import redis as redis_bench
+from immichcheck.bench.suites.redis import (
     KEY_PREFIX,
     RedisBenchError,
     RedisTarget,
     check_memory_headroom,
 )
-from immichcheck.local_stack import LocalRedis
 from tests.fixtures.databases import RedisFactory, bench_context
 
 

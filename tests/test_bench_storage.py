@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from immichcheck.bench import fio, storage
 from immichcheck.bench.base import BenchContext, Profile
-from immichcheck.errors import ImmichcheckError
-from immichcheck.records import BenchmarkResult, FilesystemFacts
+from immichcheck.bench.native import fio
+from immichcheck.bench.suites import storage
+from immichcheck.common.errors import ImmichcheckError
+from immichcheck.common.records import BenchmarkResult, FilesystemFacts
 
 TINY: dict[str, Any] = {
     "seq_write_file_bytes": 256 * 1024,

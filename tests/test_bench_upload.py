@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from immichcheck.bench import upload
 from immichcheck.bench.base import BenchContext, Profile
-from immichcheck.bench.upload import (
+from immichcheck.bench.suites import upload
+from immichcheck.bench.suites.upload import (
     DEVICE_ID,
     LEDGER_NAME,
     SUITE,
@@ -21,7 +21,7 @@ from immichcheck.bench.upload import (
     UploadSuite,
     is_our_asset,
 )
-from immichcheck.probes.upload_client import ImmichAssetClient, UploadRequestError
+from immichcheck.clients.immich_upload import ImmichAssetClient, UploadRequestError
 from tests.fakes.immich_server import FakeAsset, FakeImmichServer
 
 
@@ -242,7 +242,7 @@ def test_bench_command_runs_ml_upload_and_storage_together(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from immichcheck.cli import main
+    from immichcheck.cli.main import main
 
     home = tmp_path / "home"
     (home / "benchmarks").mkdir(parents=True)

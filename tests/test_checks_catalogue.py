@@ -7,7 +7,10 @@ import re
 
 import pytest
 
-from immichcheck.checks import (
+from immichcheck.clients import ProbeError, ProbeSkipped
+from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.common.records import CheckResult, Status
+from immichcheck.verify.checks import (
     COMPONENTS,
     Facts,
     failed,
@@ -16,10 +19,7 @@ from immichcheck.checks import (
     registered_checks,
     select_codes,
 )
-from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.probes import ProbeError, ProbeSkipped
-from immichcheck.records import CheckResult, Status
-from immichcheck.runner import (
+from immichcheck.verify.engine import (
     ProbeOutcome,
     RegisteredCheck,
     evaluate,

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from immichcheck.checks import load_catalogue
-from immichcheck.manifests import ExpectedState, load_expected_state
-from immichcheck.probes.kube import Snapshot, snapshot_from_dump
-from immichcheck.records import CheckResult, Status
-from immichcheck.runner import ProbeOutcome, evaluate
+from immichcheck.clients.kubernetes import Snapshot, snapshot_from_dump
+from immichcheck.common.records import CheckResult, Status
+from immichcheck.deploy.expected_state import ExpectedState, load_expected_state
+from immichcheck.verify.checks import load_catalogue
+from immichcheck.verify.engine import ProbeOutcome, evaluate
 
 STRONG_PASSWORD = "q8Zr2LpX7vKd9WmN4tYc6HsB1fJe3GaU"
 STRONG_JWT = "Vb7Nq2Xr9LmK4pZt8WcY3hD6sF1gJ5aQ0eRuTiOo"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from immichcheck.checks.postgres import setting_value, version_tuple
-from immichcheck.checks.redis import redis_bytes
-from immichcheck.manifests import load_expected_state
-from immichcheck.probes.storage import storage_facts
-from immichcheck.records import CheckResult, Status
-from immichcheck.redaction import MASK, Redactor, redact
-from immichcheck.runner import ProbeOutcome, evaluate, with_default_port
+from immichcheck.clients.storage import storage_facts
+from immichcheck.common.records import CheckResult, Status
+from immichcheck.common.redaction import MASK, Redactor, redact
+from immichcheck.deploy.expected_state import load_expected_state
+from immichcheck.verify.checks.postgres import setting_value, version_tuple
+from immichcheck.verify.checks.redis import redis_bytes
+from immichcheck.verify.engine import ProbeOutcome, evaluate, with_default_port
 
 EXPECTED = load_expected_state()
 

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
-from immichcheck.records import Status
-from immichcheck.store import save_run
+from immichcheck.common.records import Status
+from immichcheck.history.store import save_run
 from tests.test_store_factories import check, run
 
 PASSWORD = "Hunter2-Secret-Pw"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from immichcheck.compare import (
+from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.history.compare import (
     ReportOptions,
     RuleSet,
     bootstrap_intervals,
@@ -17,9 +18,7 @@ from immichcheck.compare import (
     parse_rules,
     runs_frame,
 )
-from immichcheck.errors import ExitCode, ImmichcheckError
-from immichcheck.performance_targets import load_targets
-from immichcheck.report.model import (
+from immichcheck.history.report_model import (
     IMPROVEMENT,
     REGRESSION,
     TARGET_MET,
@@ -29,7 +28,8 @@ from immichcheck.report.model import (
     WITHIN_THRESHOLD,
     Report,
 )
-from immichcheck.store import LoadedRuns, load_runs, save_run
+from immichcheck.history.store import LoadedRuns, load_runs, save_run
+from immichcheck.history.thresholds import load_targets
 from tests.test_store_factories import generated, nightly_history, run
 
 REDIS = ("redis.set", '{"clients":50,"pipeline":16}')

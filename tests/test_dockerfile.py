@@ -18,8 +18,8 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from immichcheck import __version__
-from immichcheck.manifests import load_expected_state, render_bench_job
-from immichcheck.resources import _IMAGE_HOME
+from immichcheck.common.project_files import _IMAGE_HOME
+from immichcheck.deploy.expected_state import load_expected_state, render_bench_job
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -154,7 +154,7 @@ def test_entrypoint_runs_immichcheck_so_job_args_are_subcommands(parser: Dockerf
     [entrypoint] = instructions(parser, "ENTRYPOINT", final_stage=True)
     assert json.loads(entrypoint) == ["immichcheck"]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["immichcheck"] == "immichcheck.cli:main"
+    assert pyproject["project"]["scripts"]["immichcheck"] == "immichcheck.cli.main:main"
     specs = dict(immichcheck_pod_specs())
     [bench_container] = specs["bench Job template"]["containers"]
     assert "command" not in bench_container  # the entrypoint runs, args are `bench ...`

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from immichcheck.cli import main
-from immichcheck.probes.pushgateway import group_url
-from immichcheck.records import Status
-from immichcheck.store import save_run
+from immichcheck.cli.main import main
+from immichcheck.clients.pushgateway import group_url
+from immichcheck.common.records import Status
+from immichcheck.history.store import save_run
 from tests.test_store_factories import check, generated, run
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from immichcheck.formatters.prometheus import escape_label_value, render_prometheus
-from immichcheck.records import Status
+from immichcheck.common.records import Status
+from immichcheck.history.prometheus import escape_label_value, render_prometheus
 from tests.test_store_factories import bench, check, run
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from immichcheck.manifests import load_expected_state
-from immichcheck.probes.kube import forward_listening
+from immichcheck.clients.kubernetes import forward_listening
+from immichcheck.deploy.expected_state import load_expected_state
 from tests.fakes.kube_api import FakeKubeCluster
 from tests.fakes.kube_exec import ExecResult, local_tool_handler
 from tests.fakes.kube_selectors import (

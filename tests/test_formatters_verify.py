@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from immichcheck.formatters.verify import VERIFY_FORMATS, render_verify
-from immichcheck.formatters.verify_nagios import render_verify_nagios
-from immichcheck.formatters.verify_table import cell_len, column_widths, render_verify_table
-from immichcheck.records import CheckResult, HostFacts, RunRecord, Status
+from immichcheck.common.records import CheckResult, HostFacts, RunRecord, Status
+from immichcheck.verify.output.formats import VERIFY_FORMATS, render_verify
+from immichcheck.verify.output.nagios import render_verify_nagios
+from immichcheck.verify.output.table import cell_len, column_widths, render_verify_table
 
 HOST = HostFacts("host", "cpu", 2, 2**30, "6.1", "linux", "3.11")
 

@@ -17,8 +17,8 @@ import psutil
 import pytest
 import redis
 
-from immichcheck import local_stack
-from immichcheck.local_stack import (
+from immichcheck.bench.local_servers import stack as local_stack
+from immichcheck.bench.local_servers.stack import (
     LocalPostgres,
     LocalRedis,
     LocalStack,
@@ -121,7 +121,7 @@ def test_stale_stack_of_a_killed_process_is_swept(open_tmp: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from immichcheck.local_stack import LocalStack\n"
+        "from immichcheck.bench.local_servers.stack import LocalStack\n"
         "stack = LocalStack(Path(sys.argv[1])).open()\n"
         "redis = stack.start_redis()\n"
         "print(stack.folder, redis.server.pid, flush=True)\n"

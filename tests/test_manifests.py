@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from immichcheck.errors import ExitCode
-from immichcheck.manifests import (
+from immichcheck.common.errors import ExitCode
+from immichcheck.common.project_files import project_folder
+from immichcheck.deploy.expected_state import (
     ManifestsError,
     load_expected_state,
     load_manifest_documents,
@@ -21,7 +22,6 @@ from immichcheck.manifests import (
     parse_redis_conf,
     render_bench_job,
 )
-from immichcheck.resources import project_folder
 
 SHIPPED = project_folder("manifests")
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from immichcheck import __version__
-from immichcheck.cli import main
-from immichcheck.immich_facts import QUEUE_NAMES
-from immichcheck.manifests import load_expected_state, pod_spec, render_bench_job
+from immichcheck.cli.main import main
+from immichcheck.clients.immich_queues import QUEUE_NAMES
+from immichcheck.deploy.expected_state import load_expected_state, pod_spec, render_bench_job
 
 # The job queues a v2.7 server accepts in immich-config.json: every queue but backupDatabase
 # (REFERENCE.md, Immich config.ts).
@@ -191,12 +191,12 @@ def _sample_exposition() -> str:
     """The exporter's output for one verify and one bench run."""
     from datetime import timedelta
 
-    from immichcheck.compare import ReportOptions, build_report, load_rules
-    from immichcheck.formatters.prometheus import render_prometheus
-    from immichcheck.hostfacts import host_facts
-    from immichcheck.performance_targets import load_targets
-    from immichcheck.records import CheckResult, RunRecord, Status, utc_now
-    from immichcheck.stats import LatencyRecorder, summarize
+    from immichcheck.common.host_facts import host_facts
+    from immichcheck.common.records import CheckResult, RunRecord, Status, utc_now
+    from immichcheck.common.statistics import LatencyRecorder, summarize
+    from immichcheck.history.compare import ReportOptions, build_report, load_rules
+    from immichcheck.history.prometheus import render_prometheus
+    from immichcheck.history.thresholds import load_targets
 
     recorder = LatencyRecorder()
     recorder.record_seconds(0.001)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from immichcheck.manifest_validation import (
+from immichcheck.common.project_files import project_folder
+from immichcheck.deploy.expected_state import ManifestDocument, load_manifest_documents
+from immichcheck.deploy.validation import (
     DEFAULT_KUBERNETES_VERSION,
     image_problem,
     validate_manifests,
 )
-from immichcheck.manifests import ManifestDocument, load_manifest_documents
-from immichcheck.resources import project_folder
 from tests.fixtures.cli import run_cli
 
 SHIPPED = project_folder("manifests")

@@ -21,7 +21,7 @@ def python(code: str) -> subprocess.CompletedProcess[str]:
 def test_output_atexit_handlers_and_exit_code_survive() -> None:
     done = python(
         "import atexit, sys\n"
-        "from immichcheck.process_exit import exit_process\n"
+        "from immichcheck.cli.process_exit import exit_process\n"
         "atexit.register(lambda: print('atexit ran'))\n"
         "sys.stdout.write('x' * 1_000_000)\n"  # more than any pipe or stdio buffer holds
         "sys.stderr.write('to stderr')\n"
@@ -37,7 +37,7 @@ def test_a_running_worker_thread_is_waited_for(tmp_path: Path) -> None:
     done = python(
         "import threading, time\n"
         "from pathlib import Path\n"
-        "from immichcheck.process_exit import exit_process\n"
+        "from immichcheck.cli.process_exit import exit_process\n"
         "def work():\n"
         "    time.sleep(0.3)\n"
         f"    Path({str(marker)!r}).write_text('done')\n"

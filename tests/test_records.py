@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from immichcheck.hostfacts import host_facts
-from immichcheck.records import (
+from immichcheck.common.host_facts import host_facts
+from immichcheck.common.records import (
     SCHEMA_VERSION,
     CheckResult,
     RunRecord,
@@ -11,7 +11,7 @@ from immichcheck.records import (
     new_run_id,
     utc_now,
 )
-from immichcheck.stats import LatencyRecorder, decode_histogram, summarize
+from immichcheck.common.statistics import LatencyRecorder, decode_histogram, summarize
 
 
 def _sample_run(tmp_path) -> RunRecord:
@@ -76,7 +76,7 @@ def test_host_facts_name_the_filesystem_of_measured_paths(tmp_path):
 def test_vectorised_figures_match_hdrhistogram_exactly():
     import random
 
-    from immichcheck.stats import histogram_figures
+    from immichcheck.common.statistics import histogram_figures
 
     rng = random.Random(7)
     recorder = LatencyRecorder()

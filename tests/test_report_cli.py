@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from immichcheck.cli import main
-from immichcheck.records import Status, utc_now
-from immichcheck.store import load_runs, save_run
+from immichcheck.cli.main import main
+from immichcheck.common.records import Status, utc_now
+from immichcheck.history.store import load_runs, save_run
 from tests.test_store_factories import check, generated, nightly_history, run
 
 

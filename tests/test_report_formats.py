@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 
-from immichcheck.compare import ReportOptions, build_report, parse_rules
-from immichcheck.performance_targets import parse_target
-from immichcheck.records import Status
-from immichcheck.report import render_report
-from immichcheck.report.model import Report
+from immichcheck.common.records import Status
+from immichcheck.history.compare import ReportOptions, build_report, parse_rules
+from immichcheck.history.render import render_report
+from immichcheck.history.report_model import Report
+from immichcheck.history.thresholds import parse_target
 from tests.test_store_factories import check, generated, run
 
 RULES = parse_rules({"global": ["p95:+10%", "throughput:-10%"]}, "test rules")

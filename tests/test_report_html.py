@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from immichcheck.compare import ReportOptions, build_report, load_rules
-from immichcheck.performance_targets import load_targets
-from immichcheck.report.html import render_html, trend_chart
+from immichcheck.history.compare import ReportOptions, build_report, load_rules
+from immichcheck.history.render.html import render_html, trend_chart
+from immichcheck.history.thresholds import load_targets
 from tests.test_report_formats import small_report
 from tests.test_store_factories import generated, nightly_history, run
 

@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from immichcheck.records import (
+from immichcheck.common.records import (
     BenchmarkResult,
     CheckResult,
     HostFacts,
     RunRecord,
     Status,
 )
-from immichcheck.stats import LatencyRecorder, decode_histogram, summarize
+from immichcheck.common.statistics import LatencyRecorder, decode_histogram, summarize
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 

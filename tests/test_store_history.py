@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from immichcheck import store
-from immichcheck.errors import ImmichcheckError
-from immichcheck.records import SCHEMA_VERSION
-from immichcheck.store import load_runs, prune, save_run, tag_run
+from immichcheck.common.errors import ImmichcheckError
+from immichcheck.common.records import SCHEMA_VERSION
+from immichcheck.history import store
+from immichcheck.history.store import load_runs, prune, save_run, tag_run
 from tests.test_store_factories import T0, generated, run
 
 

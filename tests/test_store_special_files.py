@@ -5,7 +5,7 @@ import stat
 import threading
 from pathlib import Path
 
-from immichcheck.store import atomic_write_text
+from immichcheck.history.store import atomic_write_text
 
 
 def test_output_to_a_fifo_writes_through_it(tmp_path):

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from immichcheck.cli import main
-from immichcheck.store import save_run
+from immichcheck.cli.main import main
+from immichcheck.history.store import save_run
 from tests.test_store_factories import generated, run
 
 SERVER_IMAGE_DRIFT = "ghcr.io/immich-app/immich-server:v2.6.0"

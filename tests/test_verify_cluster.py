@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from immichcheck.checks import load_catalogue
-from immichcheck.records import RunRecord, Status
+from immichcheck.common.records import RunRecord, Status
+from immichcheck.verify.checks import load_catalogue
 from tests.test_checks_cluster import STRONG_JWT
 from tests.test_verify_integration import (
     MEDIA_FOLDERS,

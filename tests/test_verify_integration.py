@@ -23,9 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from immichcheck.checks import load_catalogue
-from immichcheck.manifests import load_expected_state
-from immichcheck.records import RunRecord, Status
+from immichcheck.common.records import RunRecord, Status
+from immichcheck.deploy.expected_state import load_expected_state
+from immichcheck.verify.checks import load_catalogue
 from tests.fixtures.cli import run_cli as run_any_cli
 from tests.test_checks_cluster import healthy_cluster_objects, write_dump
 

@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from immichcheck.errors import ImmichcheckError
-from immichcheck.records import BenchmarkResult
-from immichcheck.resources import load_yaml_file, project_folder
+from immichcheck.common.errors import ImmichcheckError
+from immichcheck.common.project_files import load_yaml_file, project_folder
+from immichcheck.common.records import BenchmarkResult
 
 WORKLOADS_FILE = "workloads.yaml"
 

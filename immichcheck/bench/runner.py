@@ -21,9 +21,9 @@ from typing import Any
 from immichcheck import __version__
 from immichcheck.bench.base import BenchContext, Progress, SilentProgress, load_profile
 from immichcheck.bench.suites import SUITE_MODULES, available_suites, load_suite
-from immichcheck.errors import ImmichcheckError
-from immichcheck.hostfacts import host_facts
-from immichcheck.records import BenchmarkResult, RunRecord, new_run_id, utc_now
+from immichcheck.common.errors import ImmichcheckError
+from immichcheck.common.host_facts import host_facts
+from immichcheck.common.records import BenchmarkResult, RunRecord, new_run_id, utc_now
 
 LOCAL_SUITES = ("postgres", "redis", "storage")
 
@@ -219,7 +219,7 @@ def run_bench(
 def _run_local(
     request: BenchRequest, ctx: BenchContext, settings: dict[str, Any]
 ) -> tuple[list[BenchmarkResult], list[str], dict[str, str], dict[str, str]]:
-    from immichcheck.local_stack import (
+    from immichcheck.bench.local_servers.stack import (
         LocalStack,
         check_data_dir,
         find_postgres,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from immichcheck.immich_facts import QUEUE_NAMES, QUEUES_ADDED_IN_V2_7
+from immichcheck.clients.immich_queues import QUEUE_NAMES, QUEUES_ADDED_IN_V2_7
 from tests.fakes.http_base import FakeHTTPServer, FilePart, Request, Response
 from tests.fakes.socket_io import SocketHub
 

@@ -26,7 +26,7 @@ from typing import Any, Self
 
 import yaml
 
-from immichcheck.manifests import ExpectedState, load_expected_state
+from immichcheck.deploy.expected_state import ExpectedState, load_expected_state
 from tests.fakes.http_base import (
     OPCODE_BINARY,
     FakeHTTPServer,

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from immichcheck.bench.remote import RECORD_PREFIX
-from immichcheck.records import RunRecord
+from immichcheck.bench.nodes.remote import RECORD_PREFIX
+from immichcheck.common.records import RunRecord
 from tests.fakes.kube_api import FakeKubeCluster
 from tests.fakes.kube_objects import PodLog, add_event, container_id, image_id, safe_suffix
 from tests.fakes.kube_store import timestamp

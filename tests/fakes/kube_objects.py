@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from immichcheck.manifests import ExpectedState, pinned_node, pod_spec
+from immichcheck.deploy.expected_state import ExpectedState, pinned_node, pod_spec
 from tests.fakes.kube_store import ResourceStore, timestamp
 from tests.fakes.tls import loopback_certificate
 

@@ -1,1 +1,0 @@
-"""click commands, one module each; they stay thin and call library functions."""

@@ -1,1 +1,0 @@
-"""Formatters: pure functions that turn run records into bytes (tables, JSON, Prometheus...)."""
