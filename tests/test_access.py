@@ -15,7 +15,8 @@ import pytest
 
 from immichcheck.cli.main import main
 from immichcheck.clients import ProbeError
-from immichcheck.clients.access import rejected_by, ways_in
+from immichcheck.clients.access_body_limit import rejected_by
+from immichcheck.clients.access_ways import ways_in
 from immichcheck.common.records import CheckResult, RunRecord, Status
 from immichcheck.deploy.expected_state import load_expected_state
 from immichcheck.verify.engine import ProbeOutcome, evaluate
