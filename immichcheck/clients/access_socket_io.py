@@ -36,10 +36,31 @@ def engine_io_open(text: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and "sid" in body else None
 
 
+def engine_io_error(text: str) -> dict[str, Any] | None:
+    """engine.io's own refusal (`{"code":0,"message":"Transport unknown"}`), or None.
+
+    engine.io answers a request it will not serve with exactly these two members
+    (`abortRequest` in its lib/server.ts); a proxy's or another server's error page does
+    not look like this, so the body tells who answered.
+    """
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if (
+        isinstance(body, dict)
+        and set(body) == {"code", "message"}
+        and isinstance(body["code"], int)
+        and isinstance(body["message"], str)
+    ):
+        return body
+    return None
+
+
 async def websocket_facts(
     way: WayIn, verify: ssl.SSLContext | bool, timeout: float
 ) -> dict[str, Any]:
-    """The long-polling handshake, then the websocket transport the apps open directly."""
+    """The long-polling handshake (who answers it), then the websocket the apps open."""
     import httpx
     from httpx_ws import WebSocketUpgradeError, aconnect_ws
 
@@ -55,6 +76,7 @@ async def websocket_facts(
             facts["polling"] = {
                 "status": polling.status_code,
                 "open": engine_io_open(polling.text),
+                "engine_io_error": engine_io_error(polling.text),
                 "text": polling.text[:SAMPLE],
             }
         except httpx.HTTPError as exc:
@@ -83,6 +105,7 @@ async def websocket_facts(
             response = exc.response
             upgrade["status"] = response.status_code
             upgrade["text"] = await _refused_upgrade_body(client, way, path, timeout)
+            upgrade["engine_io_error"] = engine_io_error(upgrade["text"])
             upgrade["headers"] = kept_headers({k.lower(): v for k, v in response.headers.items()})
             upgrade["error"] = f"the upgrade was answered HTTP {response.status_code}"
         except TimeoutError:
@@ -97,8 +120,9 @@ async def websocket_facts(
 async def _refused_upgrade_body(client: Any, way: WayIn, path: str, timeout: float) -> str:
     """The body of a refused upgrade, asked again (httpx-ws closes the first one unread).
 
-    It tells a proxy that dropped the Upgrade header (Engine.IO's own `{"code":3}` "Bad
-    request" to a plain GET) from one that refused the upgrade itself.
+    It tells a proxy that dropped the Upgrade header (engine.io's own `{"code":3,"message":
+    "Bad request"}` to a plain GET of the websocket transport) from one that refused the
+    upgrade itself.
     """
     import base64
     import os
