@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from immichcheck.common.records import CheckResult, Status
 from immichcheck.common.redaction import MASK, Redactor, redact
 from immichcheck.deploy.expected_state import load_expected_state
 from immichcheck.verify.checks.postgres import setting_value, version_tuple
+from immichcheck.verify.checks.postgres_settings import said_in_one_unit
 from immichcheck.verify.checks.redis import redis_bytes
 from immichcheck.verify.engine import ProbeOutcome, evaluate, with_default_port
 
@@ -162,9 +164,51 @@ def test_settings_not_in_effect_are_named() -> None:
     result = run(["IC-PG-105"], "postgres", facts)["IC-PG-105"]
     assert result.status == Status.WARN
     assert result.message == (
-        "random_page_cost is 4, ConfigMap says 1.1; "
-        "shared_buffers is 16384 8kB, ConfigMap says 256MB"
+        "random_page_cost is 4, ConfigMap says 1.1; shared_buffers is 128MB, ConfigMap says 256MB"
     )
+
+
+def test_setting_mismatches_are_said_in_one_unit() -> None:
+    # The case: 524288 x 8kB is 4 GiB, against 640MB in the ConfigMap.
+    facts = pg_facts()
+    facts["settings"]["effective_cache_size"] = {
+        "setting": "524288",
+        "unit": "8kB",
+        "pending_restart": False,
+    }
+    facts["settings"]["log_min_duration_statement"] = {
+        "setting": "250",
+        "unit": "ms",
+        "pending_restart": False,
+    }
+    shipped = {
+        **EXPECTED.postgres_settings,
+        "effective_cache_size": "640MB",
+        "log_min_duration_statement": "2s",
+    }
+    expected = dataclasses.replace(EXPECTED, postgres_settings=shipped)
+    outcomes = {"postgres": ProbeOutcome("postgres", data=facts)}
+    (result,) = evaluate(["IC-PG-105"], outcomes, expected)
+    assert result.status == Status.WARN
+    assert "effective_cache_size is 4096MB, ConfigMap says 640MB" in result.message
+    assert "log_min_duration_statement is 250ms, ConfigMap says 2000ms" in result.message
+    assert "8kB" not in result.message
+
+
+@pytest.mark.parametrize(
+    ("live", "shipped", "unit", "said"),
+    [
+        ("524288", "640MB", "8kB", ("4096MB", "640MB")),
+        ("1048576", "4GB", "8kB", ("8GB", "4GB")),
+        ("4096", "64MB", "kB", ("4MB", "64MB")),
+        ("100", "1min", "s", ("100s", "60s")),
+        ("2", "1h", "min", ("2min", "60min")),
+        ("1.1", "4", None, ("1.1", "4")),
+        ("on", "off", None, ("on", "off")),
+    ],
+)
+def test_said_in_one_unit(live: str, shipped: str, unit: str | None, said: tuple[str, str]) -> None:
+    assert said_in_one_unit(live, shipped, unit) == said
 
 
 def test_connection_headroom_and_plural_schema_and_missing_index() -> None:
