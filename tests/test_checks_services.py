@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -423,7 +424,60 @@ def test_redaction_by_value_and_by_shape() -> None:
     assert redactor.data({"a": ["k3yV4lue-SECRET", 3]}) == {"a": [MASK, 3]}
     assert redact("nothing secret here, immich") == "nothing secret here, immich"
     short = Redactor(["abc"])
-    assert short.known_count == 0  # too short to scrub by value without mangling ordinary text
+    # Too short to search for inside text: "abcdef" stays, the value itself is masked as one.
+    assert short.text("abcdef abc") == "abcdef abc"
+    assert short.data({"password": "abc", "name": "abcdef"}) == {"password": MASK, "name": "abcdef"}
+
+
+@pytest.mark.parametrize("password", ["immich", "postgres", "password"])
+def test_common_passwords_leave_messages_whole_and_are_masked_as_values(password: str) -> None:
+    redactor = Redactor([password])
+    messages = [
+        "immich-postgres-secret has weak values: password has 6 characters (fewer than 16)",
+        "secret immich-postgres-secret in namespace immich, user immich, database immich",
+        "immich-postgres runs postgres 15 on node05; password authentication is scram-sha-256",
+        "ingress immich.home routes /api to immich-server:2283",
+    ]
+    for text in messages:
+        assert redactor.text(text) == text
+    # Where the value really appears as a value, it is masked.
+    dsn = f"postgresql://immich:{password}@immich-postgres:5432/immich"
+    assert redactor.text(dsn) == "postgresql://immich:***@immich-postgres:5432/immich"
+    assert redactor.text(f"requirepass {password}\nappendonly yes") == (
+        "requirepass ***\nappendonly yes"
+    )
+    assert redactor.text(f"DB_PASSWORD={password} DB_USERNAME=immich") == (
+        "DB_PASSWORD=*** DB_USERNAME=immich"
+    )
+    env = [
+        {"name": "DB_USERNAME", "value": "immich"},
+        {"name": "DB_PASSWORD", "value": password},
+        {"name": "DB_DATABASE_NAME", "value": "immich"},
+    ]
+    assert redactor.data({"env": env, "namespace": "immich"}) == {
+        "env": [
+            {"name": "DB_USERNAME", "value": "immich"},
+            {"name": "DB_PASSWORD", "value": MASK},
+            {"name": "DB_DATABASE_NAME", "value": "immich"},
+        ],
+        "namespace": "immich",
+    }
+    # Kubernetes' base64 form, as a whole token only: the base64 of a longer name that
+    # starts with the same bytes is left alone.
+    encoded = base64.b64encode(password.encode()).decode()
+    longer = base64.b64encode(f"{password}-postgres-secret".encode()).decode()
+    assert redactor.text(f"password: {encoded}") == "password: ***"
+    assert redactor.values(f'"data": {{"password": "{encoded}"}}') == '"data": {"password": "***"}'
+    assert redactor.values(f"name: {longer}") == f"name: {longer}"
+
+
+def test_a_strong_secret_is_masked_wherever_it_appears() -> None:
+    strong = "Xq7pZ2rT9wL4vN8k"
+    redactor = Redactor([strong])
+    assert redactor.text(f"log: connecting with {strong}xyz and prefix{strong}") == (
+        "log: connecting with ***xyz and prefix***"
+    )
+    assert redactor.data({"note": f"key {strong}"}) == {"note": "key ***"}
 
 
 def test_default_ports() -> None:

@@ -273,6 +273,46 @@ def test_secret_values_never_printed_in_any_format(
             assert value not in out + err, output_format
 
 
+@pytest.mark.parametrize("password", ["immich", "postgres", "password"])
+def test_common_passwords_alter_no_message(
+    fake_cluster: Any,
+    cluster_args: list[str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    password: str,
+) -> None:
+    """A password that is also an ordinary word leaves every message, in every format, whole."""
+    fake_cluster.set_secret(
+        "immich-postgres-secret", {"username": "immich", "password": STRONG_JWT}
+    )
+    _, strong = run_json([*cluster_args, *CLUSTER], capsys)
+    fake_cluster.set_secret("immich-postgres-secret", {"username": "immich", "password": password})
+    reports = tmp_path / "reports"
+    _, weak = run_json([*cluster_args, "--only", "cluster", "--reports-dir", str(reports)], capsys)
+    # The weak-password finding names the secret whole (it once read ***-postgres-secret).
+    weak_values = [c for c in weak.checks if c.code == "IC-CL-003" and c.status == Status.WARN]
+    assert [c.message for c in weak_values] == [
+        f"immich-postgres-secret has weak values: password has {len(password)} characters "
+        "(fewer than 16)"
+    ]
+
+    # Every other verdict reads exactly as with a strong password: nothing was masked.
+    def others(record: RunRecord) -> list[tuple[str, str, Status, str]]:
+        return [
+            (c.code, c.target, c.status, c.message)
+            for c in record.checks
+            if (c.code, c.target) != ("IC-CL-003", "secret/immich-postgres-secret")
+        ]
+
+    assert others(weak) == others(strong)
+    saved = "".join(f.read_text() for f in reports.rglob("*.json"))
+    assert "immich-postgres-secret has weak values" in saved
+    for output_format in ("table", "json", "junit", "nagios", "prometheus", "markdown"):
+        _code, out, _err = run_cli([*cluster_args, *CLUSTER, "--format", output_format], capsys)
+        assert "***" not in out, output_format
+        assert "immich-postgres-secret" in out or output_format in ("nagios", "prometheus")
+
+
 def test_dump_from_the_fake_cluster_matches_the_live_run(
     fake_cluster: Any, cluster_args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-BYTE_UNITS = {
+BYTE_UNITS: dict[str, float] = {
     "B": 1,
     "kB": 1024,
     "MB": 1024**2,
@@ -20,7 +20,14 @@ BYTE_UNITS = {
     "8kB": 8192,
     "16MB": 16 * 1024**2,
 }
-TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+TIME_UNITS: dict[str, float] = {
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 # The units a message may use, largest first (the odd pg_settings units 8kB/16MB are not).
 _SAID_BYTE_UNITS = ("TB", "GB", "MB", "kB", "B")
 _SAID_TIME_UNITS = ("d", "h", "min", "s", "ms", "us")
