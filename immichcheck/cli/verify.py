@@ -269,10 +269,12 @@ def run_verify_command(params: dict[str, Any]) -> int:
     expected = load_expected_state(params.get("manifests_dir"))
     snapshot = None
     if options.from_dump:
-        from immichcheck.clients.kubernetes import snapshot_from_dump
+        from immichcheck.clients.kubernetes_dump import snapshot_from_dump
 
         # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
-        snapshot = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
+        snapshot = snapshot_from_dump(
+            options.from_dump, options.namespace or expected.namespace, list(expected.secrets)
+        )
     settings = RunSettings(
         timeout=params["timeout"],
         inference_timeout=params["inference_timeout"],
