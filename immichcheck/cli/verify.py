@@ -120,8 +120,8 @@ def _print_catalogue(output_format: str) -> None:
 @option(
     "--from-dump",
     type=click.Path(dir_okay=False),
-    help="Run the cluster checks offline on "
-    "`kubectl get ... -o json` output instead of a live API.",
+    help="Run the cluster checks offline on `kubectl get ... -o json` output (the README's "
+    "commands), a support bundle, or its cluster/dump.json, instead of a live API.",
 )
 @option(
     "--node-ip",
