@@ -15,7 +15,8 @@ import pytest
 
 from immichcheck.cli.main import main
 from immichcheck.clients import ProbeError
-from immichcheck.clients.access import rejected_by, ways_in
+from immichcheck.clients.access_body_limit import rejected_by
+from immichcheck.clients.access_ways import ways_in
 from immichcheck.common.records import CheckResult, RunRecord, Status
 from immichcheck.deploy.expected_state import load_expected_state
 from immichcheck.verify.engine import ProbeOutcome, evaluate
@@ -174,7 +175,11 @@ def test_untrusted_and_wrong_name_certificates_fail(
 @pytest.mark.parametrize(
     ("mode", "phrase"),
     [
-        ("strip", "a proxy dropped the Upgrade/Connection headers"),
+        (
+            "strip",
+            "Immich saw a plain GET (engine.io 'Bad request'): a proxy on the way dropped the "
+            "Upgrade/Connection headers",
+        ),
         ("refuse", "the upgrade was answered HTTP 400"),
     ],
 )
@@ -188,7 +193,13 @@ def test_proxy_without_websocket_support_fails(
         code, record = run_access(["--external-url", proxy.url], capsys, only="IC-AC-601,IC-AC-607")
     (websocket,) = results(record, "IC-AC-607")
     assert websocket.status == Status.FAIL
-    assert "long-polling works but the websocket upgrade fails" in websocket.message
+    # Immich's engine.io answered the polling handshake itself: the path reaches Immich, and
+    # the message must not send the user chasing a routing problem.
+    assert websocket.message.startswith(
+        "the socket.io path reaches Immich (engine.io itself refused the polling handshake: "
+        "400 Transport unknown) but the websocket upgrade fails ("
+    )
+    assert "does not reach" not in websocket.message
     assert phrase in websocket.message
     assert "proxy_set_header Upgrade $http_upgrade" in websocket.message
     assert code == 2
@@ -336,3 +347,41 @@ def test_https_ingress_is_checked_with_the_virtual_hosts_certificate(
         assert {c.target for c in checked} == {f"ingress {host}" for host in hosts}
         assert all(c.status == Status.PASS for c in checked), [c.message for c in checked]
     assert {r["host"] for r in ingress.requests} >= set(hosts)
+
+
+def _socket_way(polling: dict[str, Any], websocket: dict[str, Any]) -> dict[str, Any]:
+    return _way(socket={"polling": polling, "websocket": websocket})
+
+
+def test_socket_io_path_not_routed_to_immich_fails_naming_the_route() -> None:
+    # nginx serving its own 404 for /api/socket.io/: no engine.io answer anywhere.
+    way = _socket_way(
+        {
+            "status": 404,
+            "open": None,
+            "engine_io_error": None,
+            "text": "<html>404 Not Found</html>",
+        },
+        {"status": 404, "error": "the upgrade was answered HTTP 404", "text": "<html>404</html>"},
+    )
+    (result,) = _evaluate("IC-AC-607", access={way["name"]: way})
+    assert result.status == Status.FAIL
+    assert result.message == (
+        "the socket.io path does not reach Immich: the polling handshake was not answered by "
+        "engine.io (HTTP 404: <html>404 Not Found</html>); route /api/socket.io/ to the "
+        "immich-server Service"
+    )
+
+
+def test_socket_io_server_that_still_offers_polling_counts_as_reached() -> None:
+    opened = {"sid": "abc", "upgrades": ["websocket"], "pingInterval": 25000}
+    way = _socket_way(
+        {"status": 200, "open": opened, "engine_io_error": None, "text": "0{...}"},
+        {"status": None, "error": "no upgrade answer within 3 s"},
+    )
+    (result,) = _evaluate("IC-AC-607", access={way["name"]: way})
+    assert result.status == Status.FAIL
+    assert result.message.startswith(
+        "the socket.io path reaches Immich (the polling handshake opened a session) but the "
+        "websocket upgrade fails (no upgrade answer within 3 s)"
+    )

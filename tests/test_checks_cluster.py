@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from immichcheck.clients.kubernetes import Snapshot, snapshot_from_dump
+from immichcheck.clients.kubernetes import Snapshot
+from immichcheck.clients.kubernetes_dump import snapshot_from_dump
 from immichcheck.common.records import CheckResult, Status
 from immichcheck.deploy.expected_state import ExpectedState, load_expected_state
 from immichcheck.verify.checks import load_catalogue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from immichcheck.common.records import CheckResult, Status
 from immichcheck.common.redaction import MASK, Redactor, redact
 from immichcheck.deploy.expected_state import load_expected_state
 from immichcheck.verify.checks.postgres import setting_value, version_tuple
+from immichcheck.verify.checks.postgres_settings import said_in_one_unit
 from immichcheck.verify.checks.redis import redis_bytes
 from immichcheck.verify.engine import ProbeOutcome, evaluate, with_default_port
 
@@ -162,9 +165,51 @@ def test_settings_not_in_effect_are_named() -> None:
     result = run(["IC-PG-105"], "postgres", facts)["IC-PG-105"]
     assert result.status == Status.WARN
     assert result.message == (
-        "random_page_cost is 4, ConfigMap says 1.1; "
-        "shared_buffers is 16384 8kB, ConfigMap says 256MB"
+        "random_page_cost is 4, ConfigMap says 1.1; shared_buffers is 128MB, ConfigMap says 256MB"
     )
+
+
+def test_setting_mismatches_are_said_in_one_unit() -> None:
+    # The issue's case: 524288 x 8kB is 4 GiB, against 640MB in the ConfigMap.
+    facts = pg_facts()
+    facts["settings"]["effective_cache_size"] = {
+        "setting": "524288",
+        "unit": "8kB",
+        "pending_restart": False,
+    }
+    facts["settings"]["log_min_duration_statement"] = {
+        "setting": "250",
+        "unit": "ms",
+        "pending_restart": False,
+    }
+    shipped = {
+        **EXPECTED.postgres_settings,
+        "effective_cache_size": "640MB",
+        "log_min_duration_statement": "2s",
+    }
+    expected = dataclasses.replace(EXPECTED, postgres_settings=shipped)
+    outcomes = {"postgres": ProbeOutcome("postgres", data=facts)}
+    (result,) = evaluate(["IC-PG-105"], outcomes, expected)
+    assert result.status == Status.WARN
+    assert "effective_cache_size is 4096MB, ConfigMap says 640MB" in result.message
+    assert "log_min_duration_statement is 250ms, ConfigMap says 2000ms" in result.message
+    assert "8kB" not in result.message
+
+
+@pytest.mark.parametrize(
+    ("live", "shipped", "unit", "said"),
+    [
+        ("524288", "640MB", "8kB", ("4096MB", "640MB")),
+        ("1048576", "4GB", "8kB", ("8GB", "4GB")),
+        ("4096", "64MB", "kB", ("4MB", "64MB")),
+        ("100", "1min", "s", ("100s", "60s")),
+        ("2", "1h", "min", ("2min", "60min")),
+        ("1.1", "4", None, ("1.1", "4")),
+        ("on", "off", None, ("on", "off")),
+    ],
+)
+def test_said_in_one_unit(live: str, shipped: str, unit: str | None, said: tuple[str, str]) -> None:
+    assert said_in_one_unit(live, shipped, unit) == said
 
 
 def test_connection_headroom_and_plural_schema_and_missing_index() -> None:
@@ -379,7 +424,60 @@ def test_redaction_by_value_and_by_shape() -> None:
     assert redactor.data({"a": ["k3yV4lue-SECRET", 3]}) == {"a": [MASK, 3]}
     assert redact("nothing secret here, immich") == "nothing secret here, immich"
     short = Redactor(["abc"])
-    assert short.known_count == 0  # too short to scrub by value without mangling ordinary text
+    # Too short to search for inside text: "abcdef" stays, the value itself is masked as one.
+    assert short.text("abcdef abc") == "abcdef abc"
+    assert short.data({"password": "abc", "name": "abcdef"}) == {"password": MASK, "name": "abcdef"}
+
+
+@pytest.mark.parametrize("password", ["immich", "postgres", "password"])
+def test_common_passwords_leave_messages_whole_and_are_masked_as_values(password: str) -> None:
+    redactor = Redactor([password])
+    messages = [
+        "immich-postgres-secret has weak values: password has 6 characters (fewer than 16)",
+        "secret immich-postgres-secret in namespace immich, user immich, database immich",
+        "immich-postgres runs postgres 15 on node05; password authentication is scram-sha-256",
+        "ingress immich.home routes /api to immich-server:2283",
+    ]
+    for text in messages:
+        assert redactor.text(text) == text
+    # Where the value really appears as a value, it is masked.
+    dsn = f"postgresql://immich:{password}@immich-postgres:5432/immich"
+    assert redactor.text(dsn) == "postgresql://immich:***@immich-postgres:5432/immich"
+    assert redactor.text(f"requirepass {password}\nappendonly yes") == (
+        "requirepass ***\nappendonly yes"
+    )
+    assert redactor.text(f"DB_PASSWORD={password} DB_USERNAME=immich") == (
+        "DB_PASSWORD=*** DB_USERNAME=immich"
+    )
+    env = [
+        {"name": "DB_USERNAME", "value": "immich"},
+        {"name": "DB_PASSWORD", "value": password},
+        {"name": "DB_DATABASE_NAME", "value": "immich"},
+    ]
+    assert redactor.data({"env": env, "namespace": "immich"}) == {
+        "env": [
+            {"name": "DB_USERNAME", "value": "immich"},
+            {"name": "DB_PASSWORD", "value": MASK},
+            {"name": "DB_DATABASE_NAME", "value": "immich"},
+        ],
+        "namespace": "immich",
+    }
+    # Kubernetes' base64 form, as a whole token only: the base64 of a longer name that
+    # starts with the same bytes is left alone.
+    encoded = base64.b64encode(password.encode()).decode()
+    longer = base64.b64encode(f"{password}-postgres-secret".encode()).decode()
+    assert redactor.text(f"password: {encoded}") == "password: ***"
+    assert redactor.values(f'"data": {{"password": "{encoded}"}}') == '"data": {"password": "***"}'
+    assert redactor.values(f"name: {longer}") == f"name: {longer}"
+
+
+def test_a_strong_secret_is_masked_wherever_it_appears() -> None:
+    strong = "Xq7pZ2rT9wL4vN8k"
+    redactor = Redactor([strong])
+    assert redactor.text(f"log: connecting with {strong}xyz and prefix{strong}") == (
+        "log: connecting with ***xyz and prefix***"
+    )
+    assert redactor.data({"note": f"key {strong}"}) == {"note": "key ***"}
 
 
 def test_default_ports() -> None:

@@ -180,6 +180,14 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     for name, text in texts.items():
         scene.files[name] = root / name
         scene.files[name].write_text(text)
+    # An archive that is not a support bundle, and a binary file, given to --from-dump.
+    import tarfile
+
+    scene.files["not-a-bundle.tar.gz"] = root / "not-a-bundle.tar.gz"
+    with tarfile.open(scene.files["not-a-bundle.tar.gz"], "w:gz") as archive:
+        archive.add(scene.files["plain-file"], arcname="bundle/notes.txt")
+    scene.files["binary.dump"] = root / "binary.dump"
+    scene.files["binary.dump"].write_bytes(b"\xff\xfe\x00binary\x80")
     bad_yaml = root / "bad-manifests"
     bad_yaml.mkdir()
     (bad_yaml / "01-broken.yaml").write_text("kind: ConfigMap\nmetadata: {name: x\n  bad: [\n")
@@ -325,6 +333,16 @@ LINE_CASES = [
         "from-dump-damaged-list",
         lambda s: ["verify", "--no-save", "--from-dump", s.path("damaged.json")],
         ("holds no Kubernetes objects",),
+    ),
+    LineCase(
+        "from-dump-archive-without-a-dump",
+        lambda s: ["verify", "--no-save", "--from-dump", s.path("not-a-bundle.tar.gz")],
+        ("holds no cluster/dump.json", "not a support bundle"),
+    ),
+    LineCase(
+        "from-dump-binary",
+        lambda s: ["verify", "--no-save", "--from-dump", s.path("binary.dump")],
+        ("is not text", "kubectl get"),
     ),
     LineCase(
         "from-dump-metadata-not-a-mapping",

@@ -206,26 +206,33 @@ def test_queues_by_version(client: httpx.Client, fake_immich_server: FakeImmichS
     assert "ocr" not in client.get("/api/jobs", headers=key).json()
 
 
-def test_socket_io_handshake(client: httpx.Client, fake_immich_server: FakeImmichServer) -> None:
-    key = {"x-api-key": fake_immich_server.admin_api_key}
-    params = {"EIO": "4", "transport": "polling"}
-    opened = client.get("/api/socket.io/", params=params, headers=key)
-    assert opened.status_code == 200 and opened.text.startswith("0{")
-    sid = opened.text[1:].split('"sid":"')[1].split('"')[0]
-    assert client.post("/api/socket.io/", params={**params, "sid": sid}, content="40").text == "ok"
-    packets = client.get("/api/socket.io/", params={**params, "sid": sid}).text.split("\x1e")
-    assert packets[0].startswith("40{") and packets[1].startswith('42["on_server_version"')
-    assert client.get("/api/socket.io/", params={"EIO": "3"}).status_code == 400
-    # Upgrade of the polling session to a WebSocket, as socket.io clients do by default.
-    from httpx_ws import WebSocketSession, connect_ws
+def test_socket_io_answers_as_engine_io_with_only_the_websocket_transport(
+    client: httpx.Client,
+) -> None:
+    """Immich's gateway has `transports: ['websocket']`: engine.io refuses everything else."""
+    polling = client.get("/api/socket.io/", params={"EIO": "4", "transport": "polling"})
+    assert polling.status_code == 400
+    assert polling.content == b'{"code":0,"message":"Transport unknown"}'
+    assert polling.headers["content-type"] == "application/json"
+    assert polling.headers["access-control-allow-origin"] == "*"
+    # The websocket transport as a plain GET: what the server sees when a proxy drops Upgrade.
+    plain = client.get("/api/socket.io/", params={"EIO": "4", "transport": "websocket"})
+    assert (plain.status_code, plain.content) == (400, b'{"code":3,"message":"Bad request"}')
+    posted = client.post("/api/socket.io/", params={"EIO": "4", "transport": "websocket"})
+    assert posted.content == b'{"code":2,"message":"Bad handshake method"}'
+    unknown = client.get(
+        "/api/socket.io/", params={"EIO": "4", "transport": "websocket", "sid": "x"}
+    )
+    assert unknown.content == b'{"code":1,"message":"Session ID unknown"}'
+    # A refused upgrade gets engine.io's raw abortUpgrade answer: text/html, connection closed.
+    from httpx_ws import WebSocketUpgradeError, connect_ws
 
-    websocket: WebSocketSession
-    with connect_ws(f"/api/socket.io/?EIO=4&transport=websocket&sid={sid}", client) as websocket:
-        websocket.send_text("2probe")
-        assert websocket.receive_text() == "3probe"
-        websocket.send_text("5")
-        assert fake_immich_server.emit("on_new_release", {"isAvailable": False}) == 1
-        assert websocket.receive_text() == '42["on_new_release",{"isAvailable":false}]'
+    url = "/api/socket.io/?EIO=3&transport=websocket"
+    with pytest.raises(WebSocketUpgradeError) as refused, connect_ws(url, client):
+        pass
+    assert refused.value.response.status_code == 400
+    assert refused.value.response.headers["content-type"] == "text/html"
+    assert refused.value.response.headers["connection"] == "close"
 
 
 def test_fail_modes_and_latency(client: httpx.Client, fake_immich_server: FakeImmichServer) -> None:
@@ -282,12 +289,14 @@ def test_socket_io_websocket_events(
         asset_id = _upload(client, fake_immich_server.admin_api_key, jpeg_bytes()).json()["id"]
         event = websocket.receive_text()
         assert event.startswith('42["on_upload_success",') and asset_id in event
-        websocket.send_text("2")
-        assert websocket.receive_text() == "3"
     with connect_ws(url, client) as anonymous:
-        anonymous.receive_text()
+        opened = anonymous.receive_text()
+        assert opened.startswith('0{"sid":') and '"upgrades":[]' in opened
         anonymous.send_text("40")
-        assert anonymous.receive_text() == "41"  # Immich disconnects unauthenticated sockets
+        # Socket.IO acknowledges, then Immich's handleConnection fails to authenticate.
+        assert anonymous.receive_text().startswith('40{"sid":')
+        assert anonymous.receive_text() == '42["error","unauthorized"]'
+        assert anonymous.receive_text() == "41"
 
 
 def test_metadata_search_filters_pages_and_needs_auth(

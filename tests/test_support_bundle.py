@@ -206,3 +206,98 @@ def test_output_folder_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[
         main(["support-bundle", "--output", str(tmp_path / "missing" / "b.tar.gz")])
     assert raised.value.code == 3
     assert "folder" in capsys.readouterr().err
+
+
+def test_bundle_round_trips_through_verify_from_dump(
+    fake_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundle's cluster/dump.json (or the archive) gives the live run's cluster verdicts."""
+    from immichcheck.common.records import RunRecord, Status
+    from tests.test_verify_integration import run_json
+
+    fake_cluster.place_on_node("ml", "node03")  # a WARN
+    fake_cluster.crashloop("redis", restarts=4)  # a FAIL with events
+    fake_cluster.set_image("server", SERVER_IMAGE_DRIFT)  # drift
+    archive = tmp_path / "bundle.tar.gz"
+    code, _printed = _bundle(
+        capsys,
+        [
+            "--kubeconfig", str(fake_cluster.kubeconfig_path), "--no-inference",
+            "--output", str(archive), "--reports-dir", str(tmp_path / "none"),
+        ],
+    )  # fmt: skip
+    assert code == 0
+    dump_file = tmp_path / "dump.json"
+    dump_file.write_bytes(_members(archive)["cluster/dump.json"])
+    cluster = ["--only", "cluster", "--no-save"]
+    live_code, live = run_json(
+        ["--kubeconfig", str(fake_cluster.kubeconfig_path), *cluster], capsys
+    )
+    archive_code, from_archive = run_json(["--from-dump", str(archive), *cluster], capsys)
+    file_code, from_file = run_json(["--from-dump", str(dump_file), *cluster], capsys)
+
+    def verdicts(record: RunRecord) -> list[tuple[str, str, Status, str]]:
+        return [
+            (c.code, c.target, c.status, c.message) for c in record.checks if c.code != "IC-CL-003"
+        ]
+
+    assert verdicts(from_archive) == verdicts(live)
+    assert verdicts(from_file) == verdicts(live)
+    assert {c.status for c in live.checks} >= {Status.PASS, Status.WARN, Status.FAIL}
+    assert archive_code == file_code == live_code == 2
+    # The one difference: the bundle never holds secret values, so their strength is SKIP.
+    assert {c.status for c in live.checks if c.code == "IC-CL-003"} == {Status.PASS}
+    assert [c.message for c in from_archive.checks if c.code == "IC-CL-003"] == [
+        "skipped: the dump holds the secrets' keys but not their values (a support bundle "
+        "masks them): run verify against the cluster to judge the values"
+    ]
+    # The dump is the kubectl form: a List of objects with their kinds.
+    document = json.loads(dump_file.read_text())
+    assert document["kind"] == "List"
+    kinds = {item["kind"] for item in document["items"]}
+    assert {"Namespace", "Pod", "Service", "Endpoints", "Secret", "Deployment"} <= kinds
+    for item in document["items"]:
+        if item["kind"] == "Secret":
+            assert set(item["data"].values()) == {"***"}
+
+
+@pytest.mark.parametrize("password", ["immich", "postgres", "password"])
+def test_bundle_with_a_common_password_keeps_names_and_hides_the_value(
+    fake_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    fake_cluster.set_secret("immich-postgres-secret", {"username": "immich", "password": password})
+    # The same password typed into the server's pod spec and logged in a DSN.
+    literal = {"name": "DB_PASSWORD", "value": password}
+    for pod in fake_cluster.pods_of("server"):
+        pod["spec"]["containers"][0].setdefault("env", []).append(literal)
+        fake_cluster.state.put(pod)
+    fake_cluster.append_log(
+        "server", f"DB_URL=postgresql://immich:{password}@immich-postgres/immich"
+    )
+    archive = tmp_path / "bundle.tar.gz"
+    code, _printed = _bundle(
+        capsys,
+        [
+            "--kubeconfig", str(fake_cluster.kubeconfig_path), "--no-inference",
+            "--output", str(archive), "--reports-dir", str(tmp_path / "none"),
+        ],
+    )  # fmt: skip
+    assert code == 0
+    members = _members(archive)
+    everything = b"".join(members.values()).decode()
+    assert "***-" not in everything and "-***" not in everything  # no name cut by the mask
+    record = json.loads(members["verify.json"])
+    (weak,) = [c for c in record["checks"] if c["code"] == "IC-CL-003" and c["status"] == "WARN"]
+    assert weak["message"].startswith("immich-postgres-secret has weak values: password has")
+    pods = yaml.safe_load(members["cluster/pods.yaml"])
+    server_env = [e for p in pods for c in p["spec"]["containers"] for e in c.get("env") or []]
+    assert {"name": "DB_PASSWORD", "value": "***"} in server_env
+    assert literal not in server_env
+    (server_pod,) = fake_cluster.pods_of("server")
+    log = members[f"logs/{server_pod['metadata']['name']}/immich-server.log"].decode()
+    assert "DB_URL=postgresql://immich:***@immich-postgres/immich" in log
+    encoded = base64.b64encode(password.encode()).decode()
+    dump = json.loads(members["cluster/dump.json"])
+    for item in dump["items"]:
+        if item["kind"] == "Secret":
+            assert encoded not in json.dumps(item) and set(item["data"].values()) == {"***"}

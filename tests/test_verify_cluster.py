@@ -273,6 +273,46 @@ def test_secret_values_never_printed_in_any_format(
             assert value not in out + err, output_format
 
 
+@pytest.mark.parametrize("password", ["immich", "postgres", "password"])
+def test_common_passwords_alter_no_message(
+    fake_cluster: Any,
+    cluster_args: list[str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    password: str,
+) -> None:
+    """A password that is also an ordinary word leaves every message, in every format, whole."""
+    fake_cluster.set_secret(
+        "immich-postgres-secret", {"username": "immich", "password": STRONG_JWT}
+    )
+    _, strong = run_json([*cluster_args, *CLUSTER], capsys)
+    fake_cluster.set_secret("immich-postgres-secret", {"username": "immich", "password": password})
+    reports = tmp_path / "reports"
+    _, weak = run_json([*cluster_args, "--only", "cluster", "--reports-dir", str(reports)], capsys)
+    # The weak-password finding names the secret whole (it once read ***-postgres-secret).
+    weak_values = [c for c in weak.checks if c.code == "IC-CL-003" and c.status == Status.WARN]
+    assert [c.message for c in weak_values] == [
+        f"immich-postgres-secret has weak values: password has {len(password)} characters "
+        "(fewer than 16)"
+    ]
+
+    # Every other verdict reads exactly as with a strong password: nothing was masked.
+    def others(record: RunRecord) -> list[tuple[str, str, Status, str]]:
+        return [
+            (c.code, c.target, c.status, c.message)
+            for c in record.checks
+            if (c.code, c.target) != ("IC-CL-003", "secret/immich-postgres-secret")
+        ]
+
+    assert others(weak) == others(strong)
+    saved = "".join(f.read_text() for f in reports.rglob("*.json"))
+    assert "immich-postgres-secret has weak values" in saved
+    for output_format in ("table", "json", "junit", "nagios", "prometheus", "markdown"):
+        _code, out, _err = run_cli([*cluster_args, *CLUSTER, "--format", output_format], capsys)
+        assert "***" not in out, output_format
+        assert "immich-postgres-secret" in out or output_format in ("nagios", "prometheus")
+
+
 def test_dump_from_the_fake_cluster_matches_the_live_run(
     fake_cluster: Any, cluster_args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -321,6 +361,101 @@ def test_dump_from_the_fake_cluster_matches_the_live_run(
 
     assert verdicts(offline) == verdicts(live)
     assert statuses(offline)["IC-CL-008"] == Status.WARN
+
+
+def _readme_dump(fake_cluster: Any, path: Path, *, leave_out: str = "") -> Path:
+    """Run the README's dump commands (kubectl against the fake API), appended into `path`."""
+    import re
+    import shlex
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = re.findall(r"^  (kubectl get .*) >>? cluster\.json$", readme, re.MULTILINE)
+    assert len(commands) == 3, commands
+    with path.open("w") as dump:
+        for command in commands:
+            argv = shlex.split(command)
+            if leave_out:
+                argv = [
+                    ",".join(k for k in a.split(",") if k != leave_out) if "," in a else a
+                    for a in argv
+                ]
+                if leave_out in argv:
+                    continue  # the whole command (the secrets)
+            argv = [kubectl, "--kubeconfig", str(fake_cluster.kubeconfig_path), *argv[1:]]
+            dump.write(
+                subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
+            )
+    return path
+
+
+def test_readme_dump_commands_are_what_verify_reads() -> None:
+    from immichcheck.clients.kubernetes_dump import dump_commands
+    from immichcheck.deploy.expected_state import load_expected_state
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    expected = load_expected_state()
+    for command in dump_commands(expected.namespace, list(expected.secrets)):
+        assert f"  {command} >" in readme, command
+
+
+def test_readme_dump_gives_the_live_verdicts(
+    fake_cluster: Any, cluster_args: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fake_cluster.place_on_node("ml", "node03")
+    fake_cluster.remove_endpoints("immich-ml")
+    dump = _readme_dump(fake_cluster, tmp_path / "cluster.json")
+    live_code, live = run_json([*cluster_args, *CLUSTER], capsys)
+    dump_code, offline = run_json(["--from-dump", str(dump), *CLUSTER], capsys)
+
+    def verdicts(record: RunRecord) -> list[tuple[str, str, Status, str]]:
+        return [(c.code, c.target, c.status, c.message) for c in record.checks]
+
+    assert verdicts(offline) == verdicts(live)
+    assert statuses(offline)["IC-CL-010"] == Status.FAIL
+    assert dump_code == live_code == 2
+
+
+@pytest.mark.parametrize(
+    ("left_out", "code", "skipped"),
+    [
+        (
+            "endpoints",
+            "IC-CL-010",
+            "skipped: not in the dump: add `endpoints` to the kubectl command",
+        ),
+        (
+            "persistentvolumeclaims",
+            "IC-CL-009",
+            "skipped: not in the dump: add `persistentvolumeclaims` to the kubectl command",
+        ),
+        (
+            "secret",
+            "IC-CL-002",
+            "skipped: not in the dump: add the secrets (`kubectl get secret "
+            "immich-postgres-secret immich-server-secret -n immich -o json`)",
+        ),
+    ],
+)
+def test_a_kind_left_out_of_the_dump_is_skip_naming_it(
+    fake_cluster: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    left_out: str,
+    code: str,
+    skipped: str,
+) -> None:
+    dump = _readme_dump(fake_cluster, tmp_path / "cluster.json", leave_out=left_out)
+    exit_code, record = run_json(["--from-dump", str(dump), *CLUSTER], capsys)
+    results = [c for c in record.checks if c.code == code]
+    assert [(c.status, c.message) for c in results] == [(Status.SKIP, skipped)]
+    # Nothing else turns into a FAIL or ERROR for the gap: the healthy cluster passes.
+    assert {c.status for c in record.checks} <= {Status.PASS, Status.SKIP}
+    assert exit_code == 0
 
 
 def test_catalogue_size_is_what_list_prints(capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,8 +120,8 @@ def _print_catalogue(output_format: str) -> None:
 @option(
     "--from-dump",
     type=click.Path(dir_okay=False),
-    help="Run the cluster checks offline on "
-    "`kubectl get ... -o json` output instead of a live API.",
+    help="Run the cluster checks offline on `kubectl get ... -o json` output (the README's "
+    "commands), a support bundle, or its cluster/dump.json, instead of a live API.",
 )
 @option(
     "--node-ip",
@@ -269,10 +269,12 @@ def run_verify_command(params: dict[str, Any]) -> int:
     expected = load_expected_state(params.get("manifests_dir"))
     snapshot = None
     if options.from_dump:
-        from immichcheck.clients.kubernetes import snapshot_from_dump
+        from immichcheck.clients.kubernetes_dump import snapshot_from_dump
 
         # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
-        snapshot = snapshot_from_dump(options.from_dump, options.namespace or expected.namespace)
+        snapshot = snapshot_from_dump(
+            options.from_dump, options.namespace or expected.namespace, list(expected.secrets)
+        )
     settings = RunSettings(
         timeout=params["timeout"],
         inference_timeout=params["inference_timeout"],

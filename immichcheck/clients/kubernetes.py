@@ -3,9 +3,9 @@
 Every list verify needs is requested at the same time through kr8s (an asyncio client), so
 reading the cluster costs one round trip of wall time. The two manual secrets are fetched by
 name because immichcheck's Role may only `get` them (`resourceNames`), never list secrets.
-`--from-dump` builds the same `Snapshot` from `kubectl get ... -o json` output, so the cluster
-checks run unchanged offline. Port-forwards go through the API server's websocket with kr8s,
-so no kubectl binary is needed.
+`--from-dump` builds the same `Snapshot` from `kubectl get ... -o json` output
+(kubernetes_dump.py), so the cluster checks run unchanged offline. Port-forwards go through
+the API server's websocket with kr8s, so no kubectl binary is needed.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ LISTED_KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+# What a check reads when it judges the secrets' values (not only their keys): a support
+# bundle's dump holds the keys with masked values, so such checks SKIP on it.
+SECRET_VALUES = "secret values"
+
+
 class KubeError(Exception):
     """The cluster could not be read; the message is one clean line."""
 
@@ -60,10 +65,27 @@ class Snapshot:
     namespace_found: bool | None = None  # None: could not be asked (RBAC) or not in the dump
     errors: dict[str, str] = field(default_factory=dict)  # kind -> why it could not be read
     server_version: str = ""
+    # kind -> what to add: kinds a dump does not hold. An empty list there means "not asked
+    # for", not "none exist", so a check that reads one is SKIP, never FAIL (see engine).
+    absent: dict[str, str] = field(default_factory=dict)
+    _reads: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def items(self, kind: str) -> list[dict[str, Any]]:
         """Objects of one kind (empty when none or unreadable; see `errors`)."""
+        self._reads.add(kind)
         return self.objects.get(kind, [])
+
+    def note_read(self, what: str) -> None:
+        """Record that a check used `what` (a kind, or SECRET_VALUES) beyond `items`."""
+        self._reads.add(what)
+
+    def begin_reads(self) -> None:
+        """Start recording what one check reads."""
+        self._reads = set()
+
+    def absent_reads(self) -> dict[str, str]:
+        """What was read since `begin_reads` that this snapshot lacks: kind -> what to add."""
+        return {kind: hint for kind, hint in self.absent.items() if kind in self._reads}
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         """One object by kind and name."""
@@ -422,58 +444,6 @@ async def read_snapshot(
     return snapshot
 
 
-def snapshot_from_dump(path: str | Path, namespace: str) -> Snapshot:
-    """A snapshot from `kubectl get ... -o json` output (a List, or a single object)."""
-    file = Path(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot read dump {file}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ImmichcheckError(
-            f"dump {file} is not JSON (line {exc.lineno}): use `kubectl get ... -o json`"
-        ) from exc
-    items = _flatten(data)
-    if not items:
-        raise ImmichcheckError(f"dump {file} holds no Kubernetes objects")
-    snapshot = Snapshot(namespace=namespace, source=f"dump {file}")
-    for kind in (*LISTED_KINDS, "Secret"):
-        snapshot.objects[kind] = []
-    namespaces_seen = False
-    for index, item in enumerate(items, 1):
-        kind = str(item.get("kind", ""))
-        metadata = item.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            # kubectl never writes this: a hand-edited or damaged file, named before it runs.
-            raise ImmichcheckError(
-                f"dump {file}: object {index} ({kind or 'no kind'}) has metadata that is not "
-                "a mapping"
-            )
-        if kind == "Namespace":
-            namespaces_seen = True
-            if metadata.get("name") == namespace:
-                snapshot.namespace_found = True
-            continue
-        if metadata.get("namespace") not in (None, namespace):
-            continue
-        snapshot.objects.setdefault(kind, []).append(item)
-    if namespaces_seen and snapshot.namespace_found is None:
-        snapshot.namespace_found = False
-    return snapshot
-
-
-def _flatten(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, dict) and "items" in data:
-        # A List whose items are not a list is a damaged file, not one object of kind List.
-        items = data["items"]
-        return [i for item in items for i in _flatten(item)] if isinstance(items, list) else []
-    if isinstance(data, dict) and data.get("kind"):
-        return [data]
-    if isinstance(data, list):
-        return [i for item in data for i in _flatten(item)]
-    return []
-
-
 FORWARD_TRIES = 3
 
 
@@ -538,6 +508,7 @@ def secret_values(snapshot: Snapshot, names: Iterable[str]) -> dict[str, dict[st
     import base64
     import binascii
 
+    snapshot.note_read(SECRET_VALUES)
     result: dict[str, dict[str, str]] = {}
     for name in names:
         secret = snapshot.get("Secret", name)

@@ -156,8 +156,13 @@ class Targets:
         if self._preloaded is not None:
             snapshot = self._preloaded
         elif self.options.from_dump:
+            from immichcheck.clients.kubernetes_dump import snapshot_from_dump
+
             snapshot = await asyncio.to_thread(
-                kube.snapshot_from_dump, self.options.from_dump, self.namespace
+                snapshot_from_dump,
+                self.options.from_dump,
+                self.namespace,
+                list(self.expected.secrets),
             )
         elif self.kube_access is None:
             raise ProbeSkipped("no kubeconfig found and not running in a pod")

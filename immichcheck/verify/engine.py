@@ -28,6 +28,7 @@ from immichcheck.common.records import (
     new_run_id,
 )
 from immichcheck.common.redaction import Redactor
+from immichcheck.verify.check_runner import run_check
 from immichcheck.verify.checks import (
     CatalogueEntry,
     Facts,
@@ -180,15 +181,7 @@ def evaluate(
         elif absent:
             verdicts = [Verdict(Status.SKIP, f"skipped: {absent[0].skipped}")]
         else:
-            try:
-                produced = check.function(facts)
-                verdicts = [produced] if isinstance(produced, Verdict) else list(produced)
-            except Exception as exc:  # a check bug must not pass for a verdict on the system
-                verdicts = [
-                    Verdict(Status.ERROR, f"check failed to evaluate: {type(exc).__name__}: {exc}")
-                ]
-            if not verdicts:
-                verdicts = [Verdict(Status.SKIP, "skipped: nothing to check here")]
+            verdicts = run_check(check, facts)
         results[code] = [result(v) for v in verdicts]
         statuses[code] = worst_status(r.status for r in results[code])
     return [r for code in codes for r in results[code]]

@@ -359,6 +359,16 @@ async def _collect(
 
     # the cluster ------------------------------------------------------------------------------
     if snapshot is not None:
+        from immichcheck.clients.kubernetes_dump import BUNDLE_DUMP, dump_document
+
+        # The form `kubectl get ... -o json` writes: `verify --from-dump` reads it (or this
+        # archive) and judges the cluster offline as the live run did.
+        collector.structured(
+            BUNDLE_DUMP,
+            dump_document(snapshot),
+            "every object verify read, for verify --from-dump (secret values masked)",
+            "json",
+        )
         pods = snapshot.items("Pod")
         collector.text("cluster/pods.txt", pods_table(pods, now), "pod list")
         collector.structured(

@@ -1,8 +1,20 @@
 """Engine.IO v4 / Socket.IO v5 server side, as the Immich server speaks it on /api/socket.io.
 
-Long-polling and WebSocket transports, the polling-to-WebSocket upgrade, pings, and
-Immich's behaviour on connect: an authenticated client gets `on_server_version`, an
-unauthenticated one is disconnected. Tests push events with `SocketHub.emit`.
+Immich's gateway (server/src/repositories/websocket.repository.ts) is
+`@WebSocketGateway({cors: true, path: '/api/socket.io', transports: ['websocket']})`, so
+only the WebSocket transport exists: engine.io (lib/server.ts, `verify`, `abortRequest`,
+`abortUpgrade`) answers everything else itself, in this order: an unknown transport
+(`polling` included) 400 `{"code":0,"message":"Transport unknown"}`; an unknown sid
+`{"code":1,...}`; a handshake that is not a GET `{"code":2,"message":"Bad handshake
+method"}`; `transport=websocket` without the Upgrade headers (a proxy dropped them)
+`{"code":3,"message":"Bad request"}`; EIO other than 4 `{"code":5,"message":"Unsupported
+protocol version"}`. Plain requests get JSON (with the CORS header `cors: true` adds); a
+refused upgrade gets engine.io's raw `text/html` answer and a closed connection.
+
+On connect Socket.IO acknowledges (`40{"sid":...}`) and then Immich authenticates: an
+authenticated client gets `on_server_version`, an unauthenticated one gets
+`42["error","unauthorized"]` and is disconnected (`41`). Tests push events with
+`SocketHub.emit`.
 """
 
 from __future__ import annotations
@@ -24,8 +36,18 @@ from tests.fakes.http_base import (
 )
 
 # Engine.IO packet types.
-OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0", "1", "2", "3", "4", "5", "6"
-RECORD_SEPARATOR = "\x1e"
+OPEN, CLOSE, PING, PONG, MESSAGE = "0", "1", "2", "3", "4"
+# engine.io's error codes (Server.errors) and messages (Server.errorMessages).
+UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST = 0, 1, 2, 3
+UNSUPPORTED_PROTOCOL_VERSION = 5
+ERROR_MESSAGES = {
+    UNKNOWN_TRANSPORT: "Transport unknown",
+    UNKNOWN_SID: "Session ID unknown",
+    BAD_HANDSHAKE_METHOD: "Bad handshake method",
+    BAD_REQUEST: "Bad request",
+    4: "Forbidden",
+    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
+}
 
 
 def compact(payload: Any) -> str:
@@ -35,27 +57,19 @@ def compact(payload: Any) -> str:
 
 @dataclass
 class EngineSocket:
-    """One Engine.IO session: its polling outbox, its WebSocket once upgraded."""
+    """One Engine.IO session on its WebSocket."""
 
     sid: str
     user_id: str | None
+    websocket: WebSocket
     connected: bool = False  # Socket.IO namespace "/" connected
     closed: bool = False
-    outbox: list[str] = field(default_factory=list)
-    websocket: WebSocket | None = None
-    wakeup: threading.Condition = field(default_factory=threading.Condition)
     received: list[str] = field(default_factory=list)
 
     def push(self, packet: str) -> None:
-        """Deliver a packet: over the WebSocket if upgraded, else queue it for the next poll."""
-        with self.wakeup:
-            websocket = self.websocket
-            if websocket is None:
-                self.outbox.append(packet)
-                self.wakeup.notify_all()
-                return
+        """Send a packet over the session's WebSocket."""
         try:
-            websocket.send(OPCODE_TEXT, packet.encode())
+            self.websocket.send(OPCODE_TEXT, packet.encode())
         except WebSocketClosed:
             self.closed = True
 
@@ -78,15 +92,12 @@ class SocketHub:
         self.lock = threading.Lock()
 
     def reset(self) -> None:
-        """Drop every session (clients see their sid rejected)."""
+        """Drop every session (their WebSockets close)."""
         with self.lock:
             sockets, self.sockets = list(self.sockets.values()), {}
         for socket in sockets:
             socket.closed = True
-            with socket.wakeup:
-                socket.wakeup.notify_all()
-            if socket.websocket is not None:
-                socket.websocket.close()
+            socket.websocket.close()
 
     def connected(self) -> list[EngineSocket]:
         """Sessions with a connected Socket.IO namespace."""
@@ -100,11 +111,12 @@ class SocketHub:
             socket.push(MESSAGE + "2" + compact([event, payload]))
         return len(targets)
 
-    def _handshake(self, sid: str, upgrades: list[str]) -> str:
+    def _handshake(self, sid: str) -> str:
+        """The open packet; no upgrades, the WebSocket is the only transport."""
         return OPEN + compact(
             {
                 "sid": sid,
-                "upgrades": upgrades,
+                "upgrades": [],
                 "pingInterval": int(self.ping_interval * 1000),
                 "pingTimeout": int(self.ping_timeout * 1000),
                 "maxPayload": 1000000,
@@ -112,84 +124,68 @@ class SocketHub:
         )
 
     def handle(self, request: Request) -> Response:
-        """Serve /api/socket.io/ for both transports."""
-        if request.query_value("EIO") != "4":
-            request.drain()
-            return Response.json(400, {"code": 5, "message": "Unsupported protocol version"})
-        transport = request.query_value("transport")
-        if transport not in ("polling", "websocket"):
-            request.drain()
-            return Response.json(400, {"code": 0, "message": "Transport unknown"})
+        """Serve /api/socket.io/ as engine.io does with `transports: ['websocket']`."""
+        request.drain()
+        upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+        if request.query_value("transport") != "websocket":
+            return self._refuse(UNKNOWN_TRANSPORT, upgrade)
         sid = request.query_value("sid")
-        if sid is None:
-            if request.method != "GET":
-                request.drain()
-                return Response.json(400, {"code": 3, "message": "Bad request"})
-            socket = EngineSocket(secrets.token_urlsafe(15), self.authenticate(request))
+        if sid is not None:
+            # Sessions start on the WebSocket, so no request ever joins one by its sid.
             with self.lock:
-                self.sockets[socket.sid] = socket
-            if transport == "websocket":
-                return self.server.websocket_response(
-                    request, lambda ws: self._run_websocket(socket, ws, fresh=True)
-                )
-            return Response.text(200, self._handshake(socket.sid, ["websocket"]))
-        with self.lock:
-            existing = self.sockets.get(sid)
-        if existing is None or existing.closed:
-            request.drain()
-            return Response.json(400, {"code": 1, "message": "Session ID unknown"})
-        if transport == "websocket":
-            return self.server.websocket_response(
-                request, lambda ws: self._run_websocket(existing, ws, fresh=False)
+                known = sid in self.sockets
+            return self._refuse(BAD_REQUEST if known else UNKNOWN_SID, upgrade)
+        if request.method != "GET":
+            return self._refuse(BAD_HANDSHAKE_METHOD, upgrade)
+        if not upgrade:
+            return self._refuse(BAD_REQUEST, upgrade)
+        if request.query_value("EIO") != "4":
+            return self._refuse(UNSUPPORTED_PROTOCOL_VERSION, upgrade)
+        user_id = self.authenticate(request)
+        return self.server.websocket_response(request, lambda ws: self._serve(user_id, ws))
+
+    @staticmethod
+    def _refuse(code: int, upgrade: bool) -> Response:
+        """engine.io's error answers: `abortUpgrade` for an upgrade, else `abortRequest`."""
+        message = ERROR_MESSAGES[code]
+        if upgrade:
+            return Response(
+                400, message.encode(), {"Connection": "close", "Content-type": "text/html"}
             )
-        if request.method == "POST":
-            for packet in request.body().decode("utf-8", "replace").split(RECORD_SEPARATOR):
-                self._on_packet(existing, packet)
-            return Response.text(200, "ok")
-        return Response.text(200, self._poll(existing))
+        return Response(
+            400,
+            compact({"code": code, "message": message}).encode(),
+            {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"},
+        )
 
-    def _poll(self, socket: EngineSocket) -> str:
-        """Hold a long-poll until something is queued, or answer with a ping."""
-        with socket.wakeup:
-            if not socket.outbox and socket.websocket is None and not socket.closed:
-                socket.wakeup.wait(timeout=min(self.ping_interval, 5.0))
-            if socket.websocket is not None:
-                return NOOP  # a poll that races the upgrade is closed with a noop
-            if socket.closed:
-                return CLOSE
-            packets = list(socket.outbox) or [PING]
-            socket.outbox.clear()
-        return RECORD_SEPARATOR.join(packets)
-
-    def _on_packet(self, socket: EngineSocket, packet: str) -> str | None:
-        """React to one client packet; returns a direct reply for the WebSocket, if any."""
+    def _on_packet(self, socket: EngineSocket, packet: str) -> None:
+        """React to one client packet as engine.io v4 and Immich's gateway do."""
         socket.received.append(packet)
-        if packet == PING + "probe":
-            return PONG + "probe"
-        if packet == PING:
-            return PONG
-        if packet == CLOSE:
+        if packet in (PING, CLOSE):
+            # In Engine.IO v4 the server pings; a client ping is "invalid heartbeat
+            # direction" and, like a close packet, ends the session.
             socket.closed = True
-            return None
+            return
         if packet.startswith(MESSAGE + "0"):  # Socket.IO CONNECT to namespace "/"
-            if socket.user_id is None:
-                # Immich disconnects clients it cannot authenticate.
-                socket.push(MESSAGE + "1")
-                return None
-            socket.connected = True
+            # Socket.IO acknowledges first; Immich's handleConnection then authenticates.
             socket.push(MESSAGE + "0" + compact({"sid": secrets.token_urlsafe(15)}))
+            if socket.user_id is None:
+                socket.push(MESSAGE + "2" + compact(["error", "unauthorized"]))
+                socket.push(MESSAGE + "1")
+                return
+            socket.connected = True
             socket.push(MESSAGE + "2" + compact(["on_server_version", self.greeting()]))
-            return None
+            return
         if packet.startswith(MESSAGE + "1"):  # Socket.IO DISCONNECT
             socket.connected = False
-        return None
 
-    def _run_websocket(self, socket: EngineSocket, websocket: WebSocket, *, fresh: bool) -> None:
-        """Serve one WebSocket until either side closes."""
+    def _serve(self, user_id: str | None, websocket: WebSocket) -> None:
+        """Open a session on a new WebSocket and serve it until either side closes."""
+        socket = EngineSocket(secrets.token_urlsafe(15), user_id, websocket)
+        with self.lock:
+            self.sockets[socket.sid] = socket
+        socket.push(self._handshake(socket.sid))
         stop = threading.Event()
-        if fresh:
-            websocket.send(OPCODE_TEXT, self._handshake(socket.sid, []).encode())
-            self._attach(socket, websocket)
 
         def pinger() -> None:
             while not stop.wait(self.ping_interval):
@@ -202,26 +198,10 @@ class SocketHub:
         try:
             while not socket.closed:
                 _, payload = websocket.receive()
-                packet = payload.decode("utf-8", "replace")
-                if packet == UPGRADE:
-                    self._attach(socket, websocket)
-                    continue
-                reply = self._on_packet(socket, packet)
-                if reply is not None:
-                    websocket.send(OPCODE_TEXT, reply.encode())
+                self._on_packet(socket, payload.decode("utf-8", "replace"))
         except WebSocketClosed:
             pass
         finally:
             stop.set()
             socket.closed = True
             websocket.close()
-
-    @staticmethod
-    def _attach(socket: EngineSocket, websocket: WebSocket) -> None:
-        """Switch the session to the WebSocket and flush what polling had queued."""
-        with socket.wakeup:
-            socket.websocket = websocket
-            pending, socket.outbox = socket.outbox, []
-            socket.wakeup.notify_all()
-        for packet in pending:
-            websocket.send(OPCODE_TEXT, packet.encode())

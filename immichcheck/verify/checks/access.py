@@ -395,6 +395,31 @@ def _websocket_fix(kind: str, cloudflare: bool) -> str:
     )
 
 
+# engine.io's error codes (lib/server.ts, Server.errors).
+ENGINE_IO_UNKNOWN_TRANSPORT = 0
+ENGINE_IO_BAD_REQUEST = 3
+
+
+def _socket_io_reached(polling: Mapping[str, Any]) -> str | None:
+    """How the polling handshake proves the path reaches Immich's engine.io, or None.
+
+    Immich's socket.io accepts only the websocket transport, so engine.io itself answers a
+    polling handshake 400 `{"code":0,"message":"Transport unknown"}`; a server that still
+    offers polling answers with an open packet. Anything else came from something else.
+    """
+    if polling.get("status") == 200 and polling.get("open"):
+        return "the polling handshake opened a session"
+    refusal = polling.get("engine_io_error") or {}
+    if polling.get("status") == 400 and refusal.get("code") == ENGINE_IO_UNKNOWN_TRANSPORT:
+        return "engine.io itself refused the polling handshake: 400 Transport unknown"
+    return None
+
+
+def _quoted(text: str) -> str:
+    """A body sample on one line, for a message."""
+    return " ".join(str(text).split())[:80]
+
+
 @check("IC-AC-607", probes=("access",))
 def websocket_upgrades(facts: Facts) -> list[Verdict]:
     """The socket.io handshake upgrades to a websocket through each way in (live updates)."""
@@ -420,28 +445,31 @@ def websocket_upgrades(facts: Facts) -> list[Verdict]:
                 "connections: raise its read timeout",
                 name,
             )
-        if polling.get("status") != 200 or not polling.get("open"):
+        reached = _socket_io_reached(polling)
+        if reached is None:
+            answer = polling.get("error") or f"HTTP {polling.get('status')}: " + (
+                _quoted(polling.get("text", "")) or "no body"
+            )
             return failed(
-                "the socket.io path does not reach the server (long-polling handshake answered "
-                f"{polling.get('status') or polling.get('error')}): route /api/socket.io/ to "
-                "the immich-server Service",
+                "the socket.io path does not reach Immich: the polling handshake was not "
+                f"answered by engine.io ({answer}); route /api/socket.io/ to the "
+                "immich-server Service",
                 name,
             )
         status = upgrade.get("status")
-        text = upgrade.get("text", "")
-        plain_get = '"code":3' in text.replace(" ", "") or "upgrade request" in text.lower()
-        if status == 400 and plain_get:
+        refusal = upgrade.get("engine_io_error") or {}
+        if status == 400 and refusal.get("code") == ENGINE_IO_BAD_REQUEST:
             reason = (
-                "the server saw a plain GET (Engine.IO 'Bad request'): a proxy dropped the "
-                "Upgrade/Connection headers"
+                "Immich saw a plain GET (engine.io 'Bad request'): a proxy on the way dropped "
+                "the Upgrade/Connection headers"
             )
         elif status is not None:
             reason = f"the upgrade was answered HTTP {status}"
         else:
             reason = upgrade.get("error") or "no answer"
         return failed(
-            f"long-polling works but the websocket upgrade fails ({reason}); the apps then get "
-            f"no live updates; {fix}",
+            f"the socket.io path reaches Immich ({reached}) but the websocket upgrade fails "
+            f"({reason}); the apps then get no live updates; {fix}",
             name,
             status=status,
         )

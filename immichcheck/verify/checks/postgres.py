@@ -6,6 +6,11 @@ import re
 from typing import Any
 
 from immichcheck.verify.checks import Facts, Verdict, check, failed, passed, skipped, warned
+from immichcheck.verify.checks.postgres_settings import (
+    said_in_one_unit,
+    same_setting,
+    setting_value,
+)
 
 CONNECTS = "IC-PG-101"
 TABLES = "IC-PG-108"
@@ -42,17 +47,6 @@ CONNECTIONS_WARN = 0.8
 CONNECTIONS_FAIL = 0.95
 SLOW_MEAN_SECONDS = 0.5
 
-_BYTE_UNITS = {
-    "B": 1,
-    "kB": 1024,
-    "MB": 1024**2,
-    "GB": 1024**3,
-    "TB": 1024**4,
-    "8kB": 8192,
-    "16MB": 16 * 1024**2,
-}
-_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
 
 def _target(facts: Facts) -> str:
     return str(facts["postgres"].get("location") or "postgres")
@@ -61,27 +55,6 @@ def _target(facts: Facts) -> str:
 def version_tuple(text: str) -> tuple[int, ...]:
     """ "0.4.3" -> (0, 4, 3); trailing non-digits ignored."""
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
-
-
-def setting_value(text: str, unit: str | None) -> float | str:
-    """A PostgreSQL setting in base units (bytes or seconds); bare numbers are in `unit`."""
-    cleaned = str(text).strip().strip("'\"")
-    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)", cleaned)
-    if not match:
-        return cleaned.lower()
-    number, suffix = float(match.group(1)), match.group(2)
-    if not suffix:
-        suffix = unit or ""
-        if suffix in _BYTE_UNITS:
-            return number * _BYTE_UNITS[suffix]
-        if suffix in _TIME_UNITS:
-            return number * _TIME_UNITS[suffix]
-        return number
-    if suffix in _BYTE_UNITS:
-        return number * _BYTE_UNITS[suffix]
-    if suffix in _TIME_UNITS:
-        return number * _TIME_UNITS[suffix]
-    return cleaned.lower()
 
 
 @check(CONNECTS, probes=_PROBES)
@@ -187,14 +160,10 @@ def settings_in_effect(facts: Facts) -> Verdict:
         compared.append(name)
         want = setting_value(shipped[name], live["unit"])
         have = setting_value(live["setting"], live["unit"])
-        same = (
-            abs(float(want) - float(have)) <= 1e-9 * max(1.0, abs(float(want)))
-            if isinstance(want, float) and isinstance(have, float)
-            else want == have
-        )
-        if not same:
-            unit = f" {live['unit']}" if live["unit"] else ""
-            differences.append(f"{name} is {live['setting']}{unit}, ConfigMap says {shipped[name]}")
+        if not same_setting(want, have):
+            # Both in one unit: "524288 8kB" against "640MB" hides that it is 4096MB.
+            said_live, said_shipped = said_in_one_unit(live["setting"], shipped[name], live["unit"])
+            differences.append(f"{name} is {said_live}, ConfigMap says {said_shipped}")
         if live["pending_restart"]:
             pending.append(name)
     if differences:
