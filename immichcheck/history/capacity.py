@@ -114,11 +114,11 @@ def format_duration(seconds: float) -> str:
 
 
 def format_estimate(estimate: CapacityEstimate) -> str:
-    """`3.2-4.1 h` style range (each end scaled on its own), or the missing sentence."""
+    """`3.2 h (p50) to 4.1 h (p90)`, each end scaled on its own, or the missing sentence."""
     if estimate.seconds_p50 is None or estimate.seconds_p90 is None:
         return estimate.missing
     low, high = format_duration(estimate.seconds_p50), format_duration(estimate.seconds_p90)
-    return low if low == high else f"{low} (p50) to {high} (p90)"
+    return f"{low} (p50) to {high} (p90)"
 
 
 def _gigabytes(size: int) -> str:
@@ -281,8 +281,9 @@ def _ml_estimate(
         basis += f"; {faces}"
     if result.errors:
         basis += f"; {result.errors} request(s) failed and are not counted"
-    if job == SMART_SEARCH and settings.preview_size != result.parameters.get("width"):
-        basis += f"; the server's previews are {settings.preview_size} px"
+    if settings.preview_size != result.parameters.get("width"):
+        # Immich sends the preview to the ML service; the bench's image was another size.
+        basis += f"; the server sends its {settings.preview_size} px previews"
     assets = inputs.library.assets
     return CapacityEstimate(
         node,
@@ -444,20 +445,20 @@ def with_capacity(report: Report, runs: Sequence[RunRecord], inputs: CapacityInp
     return dataclasses.replace(report, capacity=estimate_capacity(runs, inputs))
 
 
-def capacity_paragraph(section: CapacitySection, node: str) -> str:
+def capacity_paragraph(section: CapacitySection, node: str, width: int = 100) -> str:
     """One paragraph answering 'how long on this node' for the end of a bench run."""
+    import textwrap
+
     mine = [e for e in section.estimates if e.node == node]
     if not mine:
         return ""
-    answers = "; ".join(
-        f"{e.title} {format_estimate(e)}"
-        if e.seconds_p50 is not None
-        else f"{e.title}: {e.missing}"
-        for e in mine
-    )
-    return (
-        f"Capacity on {node} for a library of {section.library}, with {section.settings}: "
-        f"{answers}. {' '.join(section.limits)} Built from: "
+    done = [f"{e.title} {format_estimate(e)}" for e in mine if e.seconds_p50 is not None]
+    missing = [f"{e.title}: {e.missing}" for e in mine if e.seconds_p50 is None]
+    text = (
+        f"Capacity on {node}: {'; '.join(done + missing)}. "
+        f"Library: {section.library}. Settings: {section.settings}. Built from: "
         + "; ".join(f"{e.title}: {e.basis}" for e in mine if e.basis)
-        + ".\n"
+        + ". "
+        + " ".join(section.limits)
     )
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False) + "\n"
