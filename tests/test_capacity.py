@@ -28,6 +28,7 @@ from immichcheck.history.capacity import (
     LibrarySize,
     estimate_capacity,
     format_duration,
+    format_estimate,
     inputs_from_runs,
 )
 from immichcheck.history.prometheus import format_value
@@ -405,3 +406,28 @@ def test_bad_library_size_is_one_line_and_exit_3(
     assert code == 3
     assert err.strip().splitlines()[-1].startswith("immichcheck: error:")
     assert "'lots' is not a size" in err
+
+
+def _clip_result(p50: float, p90: float) -> BenchmarkResult:
+    return BenchmarkResult(
+        workload="ml.clip_visual",
+        parameters={"model": "ViT-B-32__openai", "image": "preview", "width": 1440,
+                    "concurrency": 2},
+        count=200, min=p50 * 0.8, p50=p50, p90=p90, p95=p90, p99=p90, p999=p90, max=p90,
+        mean=p50, stddev=0.01, throughput=2 / p50, errors=0,
+    )  # fmt: skip
+
+
+def test_the_readme_worked_example() -> None:
+    runs = [
+        run(0, node="node05", benchmarks=[_clip_result(0.190, 0.240)]),
+        run(1, node="node02", benchmarks=[_clip_result(0.610, 0.700)]),
+    ]
+    section = estimate_capacity(runs, inputs_from_runs(runs, assets=60000))
+    smart = next(e for e in section.estimates if e.node == "node05" and e.job == "smartSearch")
+    assert smart.seconds_p50 == pytest.approx(5700) and smart.seconds_p90 == pytest.approx(7200)
+    readme = " ".join((project_folder("benchmarks").parent / "README.md").read_text().split())
+    assert format_estimate(smart) == "1.6 h (p50) to 2.0 h (p90)"
+    assert "`smart search | 1.6 h (p50) to 2.0 h (p90) | run ...: ml.clip_visual" in readme
+    assert section.comparisons == ("smart search: node05 1.6 h, node02 5.1 h (p50)",)
+    assert "`smart search: node05 1.6 h, node02 5.1 h (p50)`" in readme
