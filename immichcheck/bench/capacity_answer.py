@@ -13,6 +13,7 @@ import dataclasses
 from immichcheck.clients import ProbeError
 from immichcheck.clients.immich_library import read_library_facts
 from immichcheck.common.records import RunRecord, utc_now
+from immichcheck.common.redaction import redact
 from immichcheck.history.capacity import (
     FACTS_SETTING,
     capacity_paragraph,
@@ -37,6 +38,11 @@ def with_library_facts(record: RunRecord, server_url: str | None, api_key: str |
     except ProbeError as exc:
         facts = {"server": server_url, "statistics_problem": str(exc), "settings_problem": str(exc)}
     facts["read_at"] = utc_now().isoformat(timespec="seconds")
+    # A URL may carry a password, and an error text may quote the key: neither is stored.
+    facts["server"] = redact(str(facts.get("server", "")), [api_key])
+    for key in ("statistics_problem", "settings_problem"):
+        if key in facts:
+            facts[key] = redact(str(facts[key]), [api_key])
     return dataclasses.replace(record, settings={**record.settings, FACTS_SETTING: facts})
 
 

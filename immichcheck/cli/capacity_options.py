@@ -39,6 +39,7 @@ capacity_options = _stack(
     option(
         "--faces-per-photo",
         type=click.FloatRange(min=0, max=100),
-        help="Faces per photo assumed for face clustering (default 1: the bench portrait's).",
+        help="Faces per photo assumed, to size the face clustering that is not measured "
+        "(default 1, an assumption).",
     ),
 )

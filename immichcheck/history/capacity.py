@@ -39,8 +39,7 @@ DEFAULT_CONCURRENCY: Mapping[str, int] = {SMART_SEARCH: 2, FACE_DETECTION: 2, OC
 DEFAULT_PREVIEW_SIZE = 1440
 DEFAULT_FACES_PER_PHOTO = 1.0
 DEFAULT_FACES_SOURCE = (
-    "immichcheck's default, the face count of the bench portrait the face request was "
-    "timed with; set --faces-per-photo from your own library"
+    "immichcheck's assumption, not a measured figure; set --faces-per-photo from your own library"
 )
 # (job, ml suite workload, enabled flag, the system-config setting that holds it)
 ML_JOBS = (
@@ -271,7 +270,8 @@ def _ml_estimate(
     image = (
         f"the {result.parameters.get('width', '?')} px {result.parameters.get('image', 'image')}"
     )
-    faces = next((n for n in result.notes if n.startswith("faces found per image")), "")
+    # What the face request embedded: "faces found per image: 1" or "no face found ...".
+    faces = next((n for n in result.notes if n.startswith(("faces found", "no face found"))), "")
     basis = (
         f"run {run.run_id}: {workload} {result.parameters.get('model', '')} on {image} at "
         f"concurrency {level} ({origin} job.{job}.concurrency is {wanted}{level_note}); "
