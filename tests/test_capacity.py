@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -274,8 +274,6 @@ def test_export_writes_capacity_seconds(
 
 
 def _with_facts(record: RunRecord, facts: dict[str, object]) -> RunRecord:
-    from dataclasses import replace
-
     return replace(record, settings={**record.settings, FACTS_SETTING: facts})
 
 
@@ -317,22 +315,30 @@ def test_a_key_without_admin_rights_is_a_sentence_not_a_zero(
 
 
 @pytest.mark.slow
-def test_no_key_means_defaults_and_a_sentence_about_the_library(measured: Measured) -> None:
-    record = _with_facts(measured.record, {})
-    record = RunRecord.from_dict(
-        {
-            **record.to_dict(),
-            "settings": {k: v for k, v in record.settings.items() if k != FACTS_SETTING},
-        }
+def test_no_key_means_defaults_and_a_sentence_about_the_library(
+    measured: Measured, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same run as bench without --api-key stores it: no library facts.
+    settings = {k: v for k, v in measured.record.settings.items() if k != FACTS_SETTING}
+    save_run(replace(measured.record, settings=settings), tmp_path)
+    code, text, _ = _run_cli(
+        ["report", "--reports-dir", str(tmp_path), "--fail-on", "none"], capsys
     )
-    section = estimate_capacity([record], inputs_from_runs([record]))
-    assert section.library.startswith("unknown: give --assets N or --library-bytes SIZE")
-    assert section.settings.endswith(
-        "from Immich's defaults (server/src/config.ts) (no admin key was given to read "
-        "GET /api/system-config)"
+    assert code == 0
+    section = text[text.index("## Capacity") :]
+    assert (
+        "Library: unknown: give --assets N or --library-bytes SIZE, or run bench with "
+        "--server-url and an admin --api-key so GET /api/server/statistics is read and stored "
+        "with the run." in section
     )
-    smart = next(e for e in section.estimates if e.job == "smartSearch")
-    assert smart.seconds_p50 is None and smart.missing.startswith("library size unknown: give")
+    assert (
+        "Settings: job concurrency smartSearch 2, faceDetection 2, ocr 1, previews 1440 px, from "
+        "Immich's defaults (server/src/config.ts) (no admin key was given to read "
+        "GET /api/system-config)." in section
+    )
+    node = measured.record.node
+    assert f"| {node} | smart search | library size unknown: give --assets N" in section
+    assert "| 0 s" not in section and "0 s (p50)" not in section
 
 
 def test_no_ml_run_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -431,3 +437,21 @@ def test_the_readme_worked_example() -> None:
     assert "`smart search | 1.6 h (p50) to 2.0 h (p90) | run ...: ml.clip_visual" in readme
     assert section.comparisons == ("smart search: node05 1.6 h, node02 5.1 h (p50)",)
     assert "`smart search: node05 1.6 h, node02 5.1 h (p50)`" in readme
+
+
+def test_a_face_run_that_found_no_face_says_recognition_was_not_timed() -> None:
+    note = (
+        "no face found in the generated portrait: only detection was exercised, recognition "
+        "had nothing to embed"
+    )
+    result = generated(
+        "ml.facial_recognition",
+        {"model": "buffalo_l", "image": "face", "width": 1024, "concurrency": 2},
+        0.3,
+        count=50,
+    )
+    record = run(0, benchmarks=[replace(result, notes=(note,))])
+    section = estimate_capacity([record], inputs_from_runs([record], assets=1000))
+    faces = next(e for e in section.estimates if e.job == "faceDetection")
+    assert faces.seconds_p50 == 1000 * result.p50 / 2
+    assert f"; {note}; the server sends its 1440 px previews" in faces.basis

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from immichcheck.common.records import BenchmarkResult, RunRecord
@@ -98,7 +98,6 @@ class CapacityInputs:
     faces_per_photo: float = DEFAULT_FACES_PER_PHOTO
     faces_source: str = DEFAULT_FACES_SOURCE
     library_problem: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def format_duration(seconds: float) -> str:
