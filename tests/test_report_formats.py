@@ -168,6 +168,7 @@ EXPECTED_JSON = r"""{
       "tool_version": "0.1.0"
     }
   ],
+  "capacity": null,
   "changes": [
     {
       "baseline": 0.000608255,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from immichcheck.cli.capacity_options import capacity_options
 from immichcheck.cli.options import (
     Seconds,
     option,
@@ -103,6 +104,7 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 )
 @option("--poll-interval", type=Seconds(min=0.01), default=1.0, hidden=True)
 @option("--in-job", is_flag=True, hidden=True, help="Run as the node benchmark Job's process.")
+@capacity_options
 @output_options(("table", "json"), "table")
 @store_options
 @target_options
@@ -128,6 +130,9 @@ def bench(
     timeout: float,
     poll_interval: float,
     in_job: bool,
+    assets: int | None,
+    library_bytes: int | None,
+    faces_per_photo: float | None,
     output_format: str,
     output: str,
     reports_dir: str,
@@ -154,6 +159,7 @@ def bench(
     Exit codes: 0 done, 3 could not run (bad flags, missing binaries, unwritable
     folder, a suite failed), 130 interrupted (servers and data removed).
     """
+    from immichcheck.bench.capacity_answer import capacity_answer, with_library_facts
     from immichcheck.bench.runner import BenchRequest, run_bench, writable_reports_dir
     from immichcheck.bench.table import render_bench_table
     from immichcheck.history.store import save_run
@@ -207,13 +213,18 @@ def bench(
 
         return run_in_job(request)
     outcome = run_bench(request)
-    saved = save_run(outcome.record, folder)
+    record = with_library_facts(outcome.record, server_url, api_key)
+    saved = save_run(record, folder)
     if output_format == "json":
-        text = outcome.record.to_json() + "\n"
+        text = record.to_json() + "\n"
     else:
-        text = render_bench_table(outcome.record)
+        text = render_bench_table(record)
         for name, reason in outcome.skipped.items():
             text += f"skipped {name}: {reason}\n"
+        answer = capacity_answer(
+            record, assets=assets, library_bytes=library_bytes, faces_per_photo=faces_per_photo
+        )
+        text += f"\n{answer}\n" if answer else ""
         text += f"saved: {saved}\n"
     write_output(text, output)
     for name, message in outcome.suite_errors.items():

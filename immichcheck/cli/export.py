@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from immichcheck.cli.capacity_options import capacity_options
 from immichcheck.cli.options import (
     HTTP_URL,
     Seconds,
@@ -41,6 +42,7 @@ from immichcheck.common.errors import ExitCode, ImmichcheckError
     "previous run (uses --rules and --targets).",
 )
 @verdict_files_options
+@capacity_options
 @option("--job", default="immichcheck", show_default=True, help="Pushgateway job name.")
 @option(
     "--timeout",
@@ -66,6 +68,7 @@ def export(**params: Any) -> int:
       immichcheck_last_success_timestamp_seconds{node,kind}
       immichcheck_target_met{node,target,workload,params}   1 met, 0 missed
       immichcheck_report_regressions{node}    vs the previous run, significant only
+      immichcheck_capacity_seconds{node,job,quantile}   time for the whole library per job
     Only the latest run per (node, kind) feeds the check and benchmark series.
     """
     from immichcheck.history.prometheus import render_prometheus
@@ -91,7 +94,17 @@ def export(**params: Any) -> int:
             targets=load_targets(params["targets_file"]),
             trend=0,
         )
-        report = build_report(loaded.runs, loaded.warnings, options)
+        from immichcheck.history.capacity import inputs_from_runs, with_capacity
+
+        inputs = inputs_from_runs(
+            loaded.runs,
+            assets=params["assets"],
+            library_bytes=params["library_bytes"],
+            faces_per_photo=params["faces_per_photo"],
+        )
+        report = with_capacity(
+            build_report(loaded.runs, loaded.warnings, options), loaded.runs, inputs
+        )
 
     if params["prometheus_file"]:
         write_text_file(params["prometheus_file"], render_prometheus(loaded.runs, report=report))

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from immichcheck.cli.capacity_options import capacity_options
 from immichcheck.cli.options import (
     option,
     output_options,
@@ -62,6 +63,7 @@ def _names(value: str | None, flag: str) -> tuple[str, ...]:
     "or improvement (their spread sizes the run-to-run noise; 0 trusts the histograms alone).",
 )
 @verdict_files_options
+@capacity_options
 @output_options(REPORT_FORMATS, "markdown")
 @option(
     "--fail-on",
@@ -91,6 +93,7 @@ def report(**params: Any) -> int:
     Exit codes: 0 nothing to flag (or --fail-on none), 2 a regression or a missed target
     (per --fail-on), 3 nothing to report or bad input.
     """
+    from immichcheck.history.capacity import inputs_from_runs, with_capacity
     from immichcheck.history.compare import ReportOptions, build_report, load_rules
     from immichcheck.history.render import render_report
     from immichcheck.history.store import load_runs, prune, tag_run
@@ -135,7 +138,16 @@ def report(**params: Any) -> int:
     if not loaded.runs:
         raise ImmichcheckError(f"no runs to report under {reports_dir}")
 
-    result = build_report(loaded.runs, loaded.warnings, options)
+    result = with_capacity(
+        build_report(loaded.runs, loaded.warnings, options),
+        loaded.runs,
+        inputs_from_runs(
+            loaded.runs,
+            assets=params["assets"],
+            library_bytes=params["library_bytes"],
+            faces_per_photo=params["faces_per_photo"],
+        ),
+    )
     text = render_report(result, params["output_format"])
     write_output(text, params["output"])
 

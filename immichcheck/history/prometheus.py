@@ -163,6 +163,18 @@ def render_prometheus(
     )
     if report is not None:
         _report_samples(report, {run.node for run in runs}, target_met, regressions)
+    # Capacity (history/capacity.py): seconds for the whole library per job, p50 and p90 ends.
+    capacity = _Family(
+        "immichcheck_capacity_seconds",
+        "Estimated seconds to process the whole library per node and job (p50/p90 per item).",
+    )
+    for estimate in report.capacity.estimates if report and report.capacity else ():
+        measured = estimate.seconds_p50 is not None and estimate.seconds_p90 is not None
+        if measured and estimate.node in {run.node for run in runs}:
+            for quantile, seconds in (("0.5", estimate.seconds_p50), ("0.9", estimate.seconds_p90)):
+                assert seconds is not None
+                labels = {"job": estimate.job, "node": estimate.node, "quantile": quantile}
+                capacity.set(labels, seconds)
 
     for run in _latest_per_node_kind(runs):
         last_run.set({"kind": run.kind, "node": run.node}, run.finished_at.timestamp())
@@ -206,6 +218,7 @@ def render_prometheus(
         last_success,
         target_met,
         regressions,
+        capacity,
         generated,
     )
     lines = [line for family in families for line in family.render()]

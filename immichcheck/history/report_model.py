@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from immichcheck.history.capacity_model import CapacitySection
+
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
 WITHIN_NOISE = "within noise"
@@ -173,6 +175,7 @@ class Report:
     distributions: tuple[Distribution, ...] = ()
     failing_checks: tuple[CheckLine, ...] = ()
     notes: tuple[str, ...] = ()
+    capacity: CapacitySection | None = None  # filled by history.capacity.with_capacity
 
     @property
     def regressions(self) -> list[Change]:

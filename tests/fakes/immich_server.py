@@ -23,6 +23,7 @@ from typing import Any
 
 from immichcheck.clients.immich_queues import QUEUE_NAMES, QUEUES_ADDED_IN_V2_7
 from tests.fakes.http_base import FakeHTTPServer, FilePart, Request, Response
+from tests.fakes.immich_system_config import default_system_config, system_config_route
 from tests.fakes.socket_io import SocketHub
 
 DEFAULT_VERSION = (2, 7, 5)
@@ -290,6 +291,7 @@ class FakeImmichServer(FakeHTTPServer):
             self.assets = {}
             self.requests = []
             self.processing_delay = 0.0
+            self.system_config = default_system_config()  # tests/fakes/immich_system_config.py
             self.socket_hub.reset()
             self.admin_password = ""
             self.admin_api_key = ""
@@ -376,6 +378,7 @@ class FakeImmichServer(FakeHTTPServer):
             ("DELETE", "/api/assets"): self._delete_assets,
             ("POST", "/api/assets/bulk-upload-check"): self._bulk_upload_check,
             ("GET", "/api/jobs"): self._jobs,
+            ("GET", "/api/system-config"): lambda r: system_config_route(self, r),
             ("GET", "/api/timeline/buckets"): self._timeline_buckets,
             ("GET", "/api/timeline/bucket"): self._timeline_bucket,
             ("POST", "/api/search/smart"): self._smart_search,

@@ -7,7 +7,10 @@ change, verdict, noise, detail. Sections:
   change = right / left - 1; detail = which side is faster);
 * `target`: a published target (reference = the bound, e.g. `<`; reference_value = threshold);
 * `trend`: one row per run and metric (reference = run id);
-* `latest`: the latest run's figures per series (reference = run id).
+* `latest`: the latest run's figures per series (reference = run id);
+* `capacity`: time for the whole library per node and job (workload = Immich's queue name or
+  `upload`; value = seconds at the p50 per item, reference_value = at the p90; detail = what it
+  is built from, or what to run when there is no estimate).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 
+from immichcheck.history.render.capacity import capacity_csv_rows
 from immichcheck.history.render.text import distribution_metrics, pair_difference
 from immichcheck.history.report_model import Report
 
@@ -135,4 +139,5 @@ def render_csv(report: Report) -> str:
                     f"{d.count} samples",
                 ]
             )
+    writer.writerows(capacity_csv_rows(report.capacity))
     return buffer.getvalue()

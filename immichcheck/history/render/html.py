@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from immichcheck.history.render.capacity import capacity_html
 from immichcheck.history.render.text import (
     CHANGE_COLUMNS,
     DISTRIBUTION_COLUMNS,
@@ -451,6 +452,7 @@ def render_html(report: Report) -> str:
             )
         body.append("</section>")
 
+    body += capacity_html(report.capacity)
     if report.notes:
         body.append('<section id="notes"><h2>Notes</h2><ul>')
         body += [f"<li>{escape(n)}</li>" for n in report.notes]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from immichcheck.history.render.capacity import capacity_markdown
 from immichcheck.history.render.text import (
     CHANGE_COLUMNS,
     DISTRIBUTION_COLUMNS,
@@ -111,6 +112,7 @@ def render_markdown(report: Report) -> str:
             listed = "; ".join(f"{k} on {', '.join(v)}" for k, v in names.items())
             lines += [f"Not measured: {listed}.", ""]
 
+    lines += capacity_markdown(report.capacity)
     if report.changes:
         shown = [c for c in ordered_changes(report.changes) if c.verdict != WITHIN_THRESHOLD]
         quiet = len(report.changes) - len(shown)

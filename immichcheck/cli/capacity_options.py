@@ -1,0 +1,45 @@
+"""The options that size the library for capacity estimates, shared by bench, report, export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from immichcheck.cli.options import _stack, option
+
+
+class _LibrarySize(click.ParamType):
+    """A size such as 250GB or 1.5TiB (verify's parser: GB = 10^9, GiB = 2^30)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from immichcheck.cli.verify import parse_size
+
+        return parse_size(str(value))
+
+
+capacity_options = _stack(
+    option(
+        "--assets",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="Photos and videos in the library, for the capacity estimate (default: read "
+        "with an admin --api-key from GET /api/server/statistics by bench).",
+    ),
+    option(
+        "--library-bytes",
+        type=_LibrarySize(),
+        metavar="SIZE",
+        help="Size of the library, e.g. 250GB, for the backup-time estimate.",
+    ),
+    option(
+        "--faces-per-photo",
+        type=click.FloatRange(min=0, max=100),
+        help="Faces per photo assumed, to size the face clustering that is not measured "
+        "(default 1, an assumption).",
+    ),
+)
