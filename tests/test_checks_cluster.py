@@ -239,13 +239,27 @@ def test_image_pull_error(expected: ExpectedState, tmp_path: Path) -> None:
     assert "ImagePullBackOff" in worst(results, "IC-CL-006").message
 
 
-def test_wrong_node_placement_warns(expected: ExpectedState, tmp_path: Path) -> None:
+def test_wrong_node_placement_fails_where_the_data_is_local(
+    expected: ExpectedState, tmp_path: Path
+) -> None:
     def move(objects: list[dict[str, Any]]) -> None:
         find(objects, "Pod", "immich-redis")["spec"]["nodeName"] = "node03"
 
     result = worst(run_cluster_checks(expected, tmp_path, move), "IC-CL-008")
+    assert result.status == Status.FAIL
+    assert result.message == (
+        "redis runs on node03, manifests pin it to node05, where its data lives "
+        "(/opt/immich/redis): on node03 it reads another disk"
+    )
+
+
+def test_unscheduled_pinned_pod_only_warns(expected: ExpectedState, tmp_path: Path) -> None:
+    def unschedule(objects: list[dict[str, Any]]) -> None:
+        find(objects, "Pod", "immich-postgres")["spec"].pop("nodeName")
+
+    result = worst(run_cluster_checks(expected, tmp_path, unschedule), "IC-CL-008")
     assert result.status == Status.WARN
-    assert result.message == "redis runs on node03, manifests pin it to node05"
+    assert result.message == "postgres runs on (not scheduled), manifests pin it to node05"
 
 
 def test_pending_pvc_fails(expected: ExpectedState, tmp_path: Path) -> None:
@@ -367,9 +381,21 @@ def test_nodeport_and_affinity_changed(expected: ExpectedState, tmp_path: Path) 
         service["spec"].pop("sessionAffinityConfig", None)
 
     result = worst(run_cluster_checks(expected, tmp_path, patch), "IC-CL-011")
-    assert result.status == Status.WARN
+    assert result.status == Status.FAIL
     assert "nodePort [32283], shipped 31283" in result.message
     assert "sessionAffinity None, shipped ClientIP" in result.message
+    assert result.message.endswith("apps set up for port 31283 cannot connect")
+
+
+def test_lost_session_affinity_alone_warns(expected: ExpectedState, tmp_path: Path) -> None:
+    def patch(objects: list[dict[str, Any]]) -> None:
+        service = find(objects, "Service", "immich-server-nodeport")
+        service["spec"]["sessionAffinity"] = "None"
+        service["spec"].pop("sessionAffinityConfig", None)
+
+    result = worst(run_cluster_checks(expected, tmp_path, patch), "IC-CL-011")
+    assert result.status == Status.WARN
+    assert result.message.startswith("immich-server-nodeport: sessionAffinity None")
 
 
 def test_service_without_endpoints_and_missing_ingress_host(
@@ -390,8 +416,8 @@ def test_service_without_endpoints_and_missing_ingress_host(
     )
     ingress = next(r for r in by_code(results, "IC-CL-012") if r.target == "ingress/photos.home")
     assert (ingress.status, ingress.message) == (
-        Status.WARN,
-        "no ingress rule for host photos.home",
+        Status.FAIL,
+        "no ingress rule for host photos.home: requests for it get 404",
     )
 
 
@@ -419,11 +445,9 @@ def test_pvc_smaller_than_requested_warns(expected: ExpectedState, tmp_path: Pat
             "storage": "1Gi"
         }
 
-    result = next(
-        r
-        for r in by_code(run_cluster_checks(expected, tmp_path, shrink), "IC-CL-009")
-        if r.target == "pvc/immich-thumbs"
-    )
+    results = run_cluster_checks(expected, tmp_path, shrink)
+    assert worst(results, "IC-CL-009").status == Status.PASS  # Bound is Bound
+    result = next(r for r in by_code(results, "IC-CL-056") if r.target == "pvc/immich-thumbs")
     assert result.status == Status.WARN
     assert result.message == (
         "PVC immich-thumbs is Bound with 1073741824 bytes, less than the 53687091200 requested"

@@ -29,8 +29,20 @@ COMPONENTS: tuple[str, ...] = (
     "server",
     "storage",
     "access",
+    "nodes",
 )
-_MODULES = tuple(f"immichcheck.verify.checks.{name}" for name in COMPONENTS)
+# One module per component, plus the modules the cluster checks are split into by subject.
+_MODULES = tuple(
+    f"immichcheck.verify.checks.{name}"
+    for name in (
+        *COMPONENTS,
+        "cluster_placement",
+        "cluster_routing",
+        "cluster_drift",
+        "cluster_references",
+        "cluster_annotations",
+    )
+)
 
 
 @dataclass(frozen=True)
