@@ -71,6 +71,29 @@ def _pod(component: Any, node: str) -> dict[str, Any]:
     }
 
 
+def node_object(name: str, *, control_plane: bool = False) -> dict[str, Any]:
+    """A Ready, schedulable k3s node as `kubectl get node -o json` shows it (trimmed)."""
+    labels = {"kubernetes.io/hostname": name}
+    if control_plane:
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": "4", "memory": "7982Mi"},
+            "conditions": [
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "DiskPressure", "status": "False"},
+                {"type": "PIDPressure", "status": "False"},
+                {"type": "Ready", "status": "True", "reason": "KubeletReady"},
+            ],
+            "nodeInfo": {"kubeletVersion": "v1.32.4+k3s1"},
+        },
+    }
+
+
 def healthy_cluster_objects(
     expected: ExpectedState, password: str = STRONG_PASSWORD
 ) -> list[dict[str, Any]]:
@@ -122,6 +145,10 @@ def healthy_cluster_objects(
                 ],
             }
         )
+    # The nodes Immich uses (the pinned one and the server's) and the control plane.
+    objects += [node_object("node01", control_plane=True), node_object("node02")]
+    pinned = {c.node for c in expected.components.values() if c.node} - {"node01", "node02"}
+    objects += [node_object(name) for name in sorted(pinned)]
     objects.append(
         secret_object("immich-postgres-secret", {"username": "immich", "password": password})
     )

@@ -319,19 +319,51 @@ def minor_version(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+def _node_name(node: Mapping[str, Any]) -> str:
+    return str((node.get("metadata") or {}).get("name") or "")
+
+
+def _kubelet_version(node: Mapping[str, Any]) -> str:
+    return str(((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+
+
+def _control_plane_node(facts: Facts) -> Mapping[str, Any] | None:
+    """The first node labelled as control plane, by name."""
+    for node in sorted(facts["kube"].items("Node"), key=_node_name):
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if any(label in labels for label in CONTROL_PLANE_LABELS):
+            return node
+    return None
+
+
 def _judge_kubelet(node: Mapping[str, Any], role: NodeRole, facts: Facts) -> Verdict:
     name, target = role.name, f"node/{role.name}"
-    kubelet = str(((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+    kubelet = _kubelet_version(node)
     server = str(facts["kube"].server_version or "")
+    source = "API server"
+    if not server:
+        # A dump carries no /version; the control plane's own kubelet runs the API server's
+        # release on k3s and kubeadm clusters, so it stands in for it.
+        control_plane = _control_plane_node(facts)
+        if control_plane is not None:
+            server = _kubelet_version(control_plane)
+            source = f"control plane ({_node_name(control_plane)})"
     kubelet_version, server_version = minor_version(kubelet), minor_version(server)
     if server_version is None:
-        return skipped(f"node {name}: the API server's version is unknown ({kubelet})", target)
+        return skipped(
+            f"node {name}: the API server's version is unknown (kubelet {kubelet}; a dump "
+            "holds no version and no control-plane node)",
+            target,
+        )
     if kubelet_version is None:
         return skipped(f"node {name} reports no kubelet version", target)
     behind = (server_version[0] - kubelet_version[0]) * 100 + server_version[1] - kubelet_version[1]
-    text = f"node {name}: kubelet {kubelet}, API server {server}"
+    text = f"node {name}: kubelet {kubelet}, {source} {server}"
     if behind < 0:
-        return warned(f"{text}: a kubelet newer than the API server is not supported", target)
+        return warned(f"{text}: a kubelet newer than the {source} is not supported", target)
     if behind > MAX_KUBELET_MINORS_BEHIND:
         return warned(
             f"{text}: {behind} minor versions behind, more than the "
