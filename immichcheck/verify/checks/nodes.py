@@ -27,6 +27,8 @@ from immichcheck.verify.checks import (
 )
 
 _PROBES = ("kube",)
+# One clear ERROR when the cluster cannot be read (IC-CL-001), not one per node check.
+_NEEDS_NAMESPACE = ("IC-CL-001",)
 PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
 REQUESTS_WARN_SHARE = 0.9  # above this share of allocatable, system pods have no room left
 # Kubernetes version skew policy: a kubelet may be up to three minor versions older than the
@@ -155,7 +157,7 @@ def _judge_ready(node: Mapping[str, Any], role: NodeRole, facts: Facts) -> Verdi
     )
 
 
-@check("IC-ND-701", probes=_PROBES)
+@check("IC-ND-701", probes=_PROBES, requires=_NEEDS_NAMESPACE)
 def nodes_ready(facts: Facts) -> list[Verdict]:
     """Each node that runs or is pinned to run an Immich workload is Ready."""
     return _per_node(facts, _judge_ready)
@@ -185,7 +187,7 @@ def _judge_pressure(node: Mapping[str, Any], role: NodeRole, facts: Facts) -> Ve
     return passed(f"node {name}: no memory, disk or PID pressure", target)
 
 
-@check("IC-ND-702", probes=_PROBES)
+@check("IC-ND-702", probes=_PROBES, requires=_NEEDS_NAMESPACE)
 def nodes_without_pressure(facts: Facts) -> list[Verdict]:
     """No node that matters reports MemoryPressure, DiskPressure or PIDPressure."""
     return _per_node(facts, _judge_pressure)
@@ -209,7 +211,7 @@ def _judge_schedulable(node: Mapping[str, Any], role: NodeRole, facts: Facts) ->
     )
 
 
-@check("IC-ND-703", probes=_PROBES)
+@check("IC-ND-703", probes=_PROBES, requires=_NEEDS_NAMESPACE)
 def nodes_schedulable(facts: Facts) -> list[Verdict]:
     """No node that runs or is pinned to run an Immich workload is cordoned."""
     return _per_node(facts, _judge_schedulable)
@@ -307,7 +309,7 @@ def _judge_allocatable(node: Mapping[str, Any], role: NodeRole, facts: Facts) ->
     return passed(text, target, **evidence)
 
 
-@check("IC-ND-704", probes=_PROBES)
+@check("IC-ND-704", probes=_PROBES, requires=_NEEDS_NAMESPACE)
 def nodes_fit_the_requests(facts: Facts) -> list[Verdict]:
     """Each node's allocatable CPU and memory cover the requests of the Immich pods it holds."""
     return _per_node(facts, _judge_allocatable)
@@ -373,7 +375,7 @@ def _judge_kubelet(node: Mapping[str, Any], role: NodeRole, facts: Facts) -> Ver
     return passed(text, target)
 
 
-@check("IC-ND-705", probes=_PROBES)
+@check("IC-ND-705", probes=_PROBES, requires=_NEEDS_NAMESPACE)
 def kubelet_version_skew(facts: Facts) -> list[Verdict]:
     """Each node's kubelet is within the supported version skew of the API server."""
     return _per_node(facts, _judge_kubelet)
