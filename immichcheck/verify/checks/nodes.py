@@ -51,9 +51,8 @@ class NodeRole:
 
     def describe(self) -> str:
         """'runs postgres, redis; pinned: ml' for messages."""
-        running = [key for key in self.running]
         waiting = [key for key in self.pinned if key not in self.running]
-        parts = [f"runs {', '.join(running)}"] if running else []
+        parts = [f"runs {', '.join(self.running)}"] if self.running else []
         if waiting:
             parts.append(f"pinned: {', '.join(waiting)}")
         return "; ".join(parts)
