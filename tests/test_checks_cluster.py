@@ -479,3 +479,16 @@ def test_pvc_smaller_than_requested_warns(expected: ExpectedState, tmp_path: Pat
     assert result.message == (
         "PVC immich-thumbs is Bound with 1073741824 bytes, less than the 53687091200 requested"
     )
+
+
+def test_ingress_of_another_class_fails(expected: ExpectedState, tmp_path: Path) -> None:
+    def reclass(objects: list[dict[str, Any]]) -> None:
+        find(objects, "Ingress", "immich")["spec"]["ingressClassName"] = "traefik"
+
+    results = run_cluster_checks(expected, tmp_path, reclass)
+    ingress = next(r for r in by_code(results, "IC-CL-012") if r.target == "ingress/immich.home")
+    assert (ingress.status, ingress.message) == (
+        Status.FAIL,
+        "immich.home: Ingress immich-ingress has ingressClassName traefik, shipped nginx: the "
+        "nginx controller does not serve it",
+    )

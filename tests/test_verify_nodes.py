@@ -116,7 +116,8 @@ def _fault(name: str) -> Callable[[Any], None]:
             "cordon_unpinned",
             "IC-ND-703",
             Status.WARN,
-            "node node02 is cordoned (spec.unschedulable): server move to another node",
+            "node node02 is cordoned (spec.unschedulable): the pods of server can move to another "
+            "node when they restart",
             1,
         ),
         (

@@ -23,13 +23,13 @@ from immichcheck.common.records import Status
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 COMPONENTS: tuple[str, ...] = (
     "cluster",
+    "nodes",
     "postgres",
     "redis",
     "ml",
     "server",
     "storage",
     "access",
-    "nodes",
 )
 # One module per component, plus the modules the cluster checks are split into by subject.
 _MODULES = tuple(

@@ -204,8 +204,8 @@ def _judge_schedulable(node: Mapping[str, Any], role: NodeRole, facts: Facts) ->
             target,
         )
     return warned(
-        f"node {name} is cordoned (spec.unschedulable): {', '.join(role.running)} move to "
-        f"another node when their pods restart; kubectl uncordon {name}",
+        f"node {name} is cordoned (spec.unschedulable): the pods of {', '.join(role.running)} "
+        f"can move to another node when they restart; kubectl uncordon {name}",
         target,
     )
 
