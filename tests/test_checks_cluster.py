@@ -492,3 +492,33 @@ def test_ingress_of_another_class_fails(expected: ExpectedState, tmp_path: Path)
         "immich.home: Ingress immich-ingress has ingressClassName traefik, shipped nginx: the "
         "nginx controller does not serve it",
     )
+
+
+def test_env_from_a_configmap_naming_no_service_fails(
+    expected: ExpectedState, tmp_path: Path
+) -> None:
+    def via_configmap(objects: list[dict[str, Any]]) -> None:
+        server = find(objects, "Deployment", "immich-server")
+        container = server["spec"]["template"]["spec"]["containers"][0]
+        for item in container["env"]:
+            if item["name"] == "DB_HOSTNAME":
+                item.pop("value")
+                item["valueFrom"] = {"configMapKeyRef": {"name": "immich-db", "key": "host"}}
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "immich-db", "namespace": "immich"},
+                "data": {"host": "immich-pg"},
+            }
+        )
+
+    results = run_cluster_checks(expected, tmp_path, via_configmap)
+    env = worst(results, "IC-CL-054")
+    assert env.status == Status.FAIL
+    assert env.target == "deployment/immich-server"
+    assert env.message.startswith(
+        "Deployment/immich-server: container immich-server: env DB_HOSTNAME/DB_PORT: "
+        "Service immich-pg does not exist: Immich cannot reach that service"
+    )
+    assert worst(results, "IC-CL-055").status == Status.PASS

@@ -295,14 +295,35 @@ def immich_env_references(objects: ObjectSet) -> Iterator[BrokenReference]:
                     )
 
 
+def container_env(
+    objects: ObjectSet, namespace: str, container: Mapping[str, Any]
+) -> dict[str, str]:
+    """The env a container sees: envFrom ConfigMaps, then env values and ConfigMap keys.
+
+    Secret values are left out: they never name a Service, and verify must not hold them.
+    """
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        ref = source.get("configMapRef")
+        configmap = objects.find("ConfigMap", namespace, ref.get("name")) if ref else None
+        if configmap is not None:
+            prefix = str(source.get("prefix") or "")
+            env.update({prefix + str(k): str(v) for k, v in (configmap.get("data") or {}).items()})
+    for item in container.get("env") or []:
+        name = str(item.get("name"))
+        if "value" in item:
+            env[name] = str(item["value"])
+        ref = (item.get("valueFrom") or {}).get("configMapKeyRef")
+        configmap = objects.find("ConfigMap", namespace, ref.get("name")) if ref else None
+        if ref and configmap is not None and ref.get("key") in (configmap.get("data") or {}):
+            env[name] = str(configmap["data"][ref.get("key")])
+    return env
+
+
 def _env_problems(
     objects: ObjectSet, namespace: str, container: Mapping[str, Any]
 ) -> Iterator[str]:
-    env = {
-        str(item.get("name")): str(item["value"])
-        for item in container.get("env") or []
-        if "value" in item
-    }
+    env = container_env(objects, namespace, container)
     prefix = f"container {container.get('name')}: env"
     for host_var, port_var, default in IMMICH_SERVICE_ENV:
         if host_var in env:
