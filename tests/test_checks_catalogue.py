@@ -28,7 +28,7 @@ from immichcheck.verify.engine import (
     run_probe,
 )
 
-CODE = re.compile(r"^IC-(CL|PG|RD|ML|SV|ST|AC)-\d{3}$")
+CODE = re.compile(r"^IC-(CL|PG|RD|ML|SV|ST|AC|ND)-\d{3}$")
 PREFIX = {
     "CL": "cluster",
     "PG": "postgres",
@@ -37,6 +37,7 @@ PREFIX = {
     "SV": "server",
     "ST": "storage",
     "AC": "access",
+    "ND": "nodes",
 }
 
 

@@ -72,6 +72,29 @@ def _pod(component: Any, node: str) -> dict[str, Any]:
     }
 
 
+def node_object(name: str, *, control_plane: bool = False) -> dict[str, Any]:
+    """A Ready, schedulable k3s node as `kubectl get node -o json` shows it (trimmed)."""
+    labels = {"kubernetes.io/hostname": name}
+    if control_plane:
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": "4", "memory": "7982Mi"},
+            "conditions": [
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "DiskPressure", "status": "False"},
+                {"type": "PIDPressure", "status": "False"},
+                {"type": "Ready", "status": "True", "reason": "KubeletReady"},
+            ],
+            "nodeInfo": {"kubeletVersion": "v1.32.4+k3s1"},
+        },
+    }
+
+
 def healthy_cluster_objects(
     expected: ExpectedState, password: str = STRONG_PASSWORD
 ) -> list[dict[str, Any]]:
@@ -123,6 +146,10 @@ def healthy_cluster_objects(
                 ],
             }
         )
+    # The nodes Immich uses (the pinned one and the server's) and the control plane.
+    objects += [node_object("node01", control_plane=True), node_object("node02")]
+    pinned = {c.node for c in expected.components.values() if c.node} - {"node01", "node02"}
+    objects += [node_object(name) for name in sorted(pinned)]
     objects.append(
         secret_object("immich-postgres-secret", {"username": "immich", "password": password})
     )
@@ -240,13 +267,27 @@ def test_image_pull_error(expected: ExpectedState, tmp_path: Path) -> None:
     assert "ImagePullBackOff" in worst(results, "IC-CL-006").message
 
 
-def test_wrong_node_placement_warns(expected: ExpectedState, tmp_path: Path) -> None:
+def test_wrong_node_placement_fails_where_the_data_is_local(
+    expected: ExpectedState, tmp_path: Path
+) -> None:
     def move(objects: list[dict[str, Any]]) -> None:
         find(objects, "Pod", "immich-redis")["spec"]["nodeName"] = "node03"
 
     result = worst(run_cluster_checks(expected, tmp_path, move), "IC-CL-008")
+    assert result.status == Status.FAIL
+    assert result.message == (
+        "redis runs on node03, manifests pin it to node05, where its data lives "
+        "(/opt/immich/redis): on node03 it reads another disk"
+    )
+
+
+def test_unscheduled_pinned_pod_only_warns(expected: ExpectedState, tmp_path: Path) -> None:
+    def unschedule(objects: list[dict[str, Any]]) -> None:
+        find(objects, "Pod", "immich-postgres")["spec"].pop("nodeName")
+
+    result = worst(run_cluster_checks(expected, tmp_path, unschedule), "IC-CL-008")
     assert result.status == Status.WARN
-    assert result.message == "redis runs on node03, manifests pin it to node05"
+    assert result.message == "postgres runs on (not scheduled), manifests pin it to node05"
 
 
 def test_pending_pvc_fails(expected: ExpectedState, tmp_path: Path) -> None:
@@ -368,9 +409,21 @@ def test_nodeport_and_affinity_changed(expected: ExpectedState, tmp_path: Path) 
         service["spec"].pop("sessionAffinityConfig", None)
 
     result = worst(run_cluster_checks(expected, tmp_path, patch), "IC-CL-011")
-    assert result.status == Status.WARN
+    assert result.status == Status.FAIL
     assert "nodePort [32283], shipped 31283" in result.message
     assert "sessionAffinity None, shipped ClientIP" in result.message
+    assert result.message.endswith("apps set up for port 31283 cannot connect")
+
+
+def test_lost_session_affinity_alone_warns(expected: ExpectedState, tmp_path: Path) -> None:
+    def patch(objects: list[dict[str, Any]]) -> None:
+        service = find(objects, "Service", "immich-server-nodeport")
+        service["spec"]["sessionAffinity"] = "None"
+        service["spec"].pop("sessionAffinityConfig", None)
+
+    result = worst(run_cluster_checks(expected, tmp_path, patch), "IC-CL-011")
+    assert result.status == Status.WARN
+    assert result.message.startswith("immich-server-nodeport: sessionAffinity None")
 
 
 def test_service_without_endpoints_and_missing_ingress_host(
@@ -391,8 +444,8 @@ def test_service_without_endpoints_and_missing_ingress_host(
     )
     ingress = next(r for r in by_code(results, "IC-CL-012") if r.target == "ingress/photos.home")
     assert (ingress.status, ingress.message) == (
-        Status.WARN,
-        "no ingress rule for host photos.home",
+        Status.FAIL,
+        "no ingress rule for host photos.home: requests for it get 404",
     )
 
 
@@ -420,12 +473,53 @@ def test_pvc_smaller_than_requested_warns(expected: ExpectedState, tmp_path: Pat
             "storage": "1Gi"
         }
 
-    result = next(
-        r
-        for r in by_code(run_cluster_checks(expected, tmp_path, shrink), "IC-CL-009")
-        if r.target == "pvc/immich-thumbs"
-    )
+    results = run_cluster_checks(expected, tmp_path, shrink)
+    assert worst(results, "IC-CL-009").status == Status.PASS  # Bound is Bound
+    result = next(r for r in by_code(results, "IC-CL-056") if r.target == "pvc/immich-thumbs")
     assert result.status == Status.WARN
     assert result.message == (
         "PVC immich-thumbs is Bound with 1073741824 bytes, less than the 53687091200 requested"
     )
+
+
+def test_ingress_of_another_class_fails(expected: ExpectedState, tmp_path: Path) -> None:
+    def reclass(objects: list[dict[str, Any]]) -> None:
+        find(objects, "Ingress", "immich")["spec"]["ingressClassName"] = "traefik"
+
+    results = run_cluster_checks(expected, tmp_path, reclass)
+    ingress = next(r for r in by_code(results, "IC-CL-012") if r.target == "ingress/immich.home")
+    assert (ingress.status, ingress.message) == (
+        Status.FAIL,
+        "immich.home: Ingress immich-ingress has ingressClassName traefik, shipped nginx: the "
+        "nginx controller does not serve it",
+    )
+
+
+def test_env_from_a_configmap_naming_no_service_fails(
+    expected: ExpectedState, tmp_path: Path
+) -> None:
+    def via_configmap(objects: list[dict[str, Any]]) -> None:
+        server = find(objects, "Deployment", "immich-server")
+        container = server["spec"]["template"]["spec"]["containers"][0]
+        for item in container["env"]:
+            if item["name"] == "DB_HOSTNAME":
+                item.pop("value")
+                item["valueFrom"] = {"configMapKeyRef": {"name": "immich-db", "key": "host"}}
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "immich-db", "namespace": "immich"},
+                "data": {"host": "immich-pg"},
+            }
+        )
+
+    results = run_cluster_checks(expected, tmp_path, via_configmap)
+    env = worst(results, "IC-CL-054")
+    assert env.status == Status.FAIL
+    assert env.target == "deployment/immich-server"
+    assert env.message.startswith(
+        "Deployment/immich-server: container immich-server: env DB_HOSTNAME/DB_PORT: "
+        "Service immich-pg does not exist: Immich cannot reach that service"
+    )
+    assert worst(results, "IC-CL-055").status == Status.PASS

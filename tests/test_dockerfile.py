@@ -19,7 +19,8 @@ from dockerfile_parse import DockerfileParser
 
 from immichcheck import __version__
 from immichcheck.common.project_files import _IMAGE_HOME
-from immichcheck.deploy.expected_state import load_expected_state, render_bench_job
+from immichcheck.deploy.bench_job import render_bench_job
+from immichcheck.deploy.expected_state import load_expected_state
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -13,6 +13,7 @@ import yaml
 
 from immichcheck.common.errors import ExitCode
 from immichcheck.common.project_files import project_folder
+from immichcheck.deploy.bench_job import render_bench_job
 from immichcheck.deploy.expected_state import (
     ManifestsError,
     load_expected_state,
@@ -20,7 +21,6 @@ from immichcheck.deploy.expected_state import (
     parse_postgresql_conf,
     parse_quantity,
     parse_redis_conf,
-    render_bench_job,
 )
 
 SHIPPED = project_folder("manifests")

@@ -12,7 +12,8 @@ import yaml
 from immichcheck import __version__
 from immichcheck.cli.main import main
 from immichcheck.clients.immich_queues import QUEUE_NAMES
-from immichcheck.deploy.expected_state import load_expected_state, pod_spec, render_bench_job
+from immichcheck.deploy.bench_job import render_bench_job
+from immichcheck.deploy.expected_state import load_expected_state, pod_spec
 
 # The job queues a v2.7 server accepts in immich-config.json: every queue but backupDatabase
 # (REFERENCE.md, Immich config.ts).

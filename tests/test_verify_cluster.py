@@ -165,9 +165,9 @@ def _fault(name: str) -> Callable[[Any], None]:
         (
             "place_on_node",
             "IC-CL-008",
-            Status.WARN,
-            "redis runs on node02, manifests pin it to node05",
-            1,
+            Status.FAIL,
+            "redis runs on node02, manifests pin it to node05, where its data lives",
+            2,
         ),
         ("pvc_pending", "IC-CL-009", Status.FAIL, "PVC immich-library is Pending", 2),
         (
@@ -360,7 +360,7 @@ def test_dump_from_the_fake_cluster_matches_the_live_run(
         return [(c.code, c.target, c.status) for c in record.checks]
 
     assert verdicts(offline) == verdicts(live)
-    assert statuses(offline)["IC-CL-008"] == Status.WARN
+    assert statuses(offline)["IC-CL-008"] == Status.FAIL
 
 
 def _readme_dump(fake_cluster: Any, path: Path, *, leave_out: str = "") -> Path:

@@ -44,6 +44,9 @@ LISTED_KINDS: dict[str, tuple[str, str]] = {
     "StatefulSet": ("apps/v1", "statefulsets"),
     "Ingress": ("networking.k8s.io/v1", "ingresses"),
 }
+# Cluster-scoped kinds verify lists whole (the node checks pick the nodes Immich uses); they
+# need the ClusterRole of manifests/11-immichcheck.yaml.
+CLUSTER_LISTED_KINDS: dict[str, tuple[str, str]] = {"Node": ("v1", "nodes")}
 
 
 # What a check reads when it judges the secrets' values (not only their keys): a support
@@ -384,9 +387,11 @@ async def read_snapshot(
     snapshot = Snapshot(namespace=namespace, source=f"Kubernetes API {connection.server}")
     sni = connection.sni
 
-    async def list_kind(client: Any, kind: str, version: str, plural: str) -> None:
+    async def list_kind(
+        client: Any, kind: str, version: str, plural: str, scope: str | None = namespace
+    ) -> None:
         try:
-            body = await _get_json(client, _path(version, namespace, plural), sni)
+            body = await _get_json(client, _path(version, scope, plural), sni)
         except ApiStatusError as exc:
             snapshot.errors[kind] = _describe_status(exc)
             return
@@ -428,6 +433,10 @@ async def read_snapshot(
             jobs = [
                 list_kind(client, kind, version, plural)
                 for kind, (version, plural) in LISTED_KINDS.items()
+            ]
+            jobs += [
+                list_kind(client, kind, version, plural, None)
+                for kind, (version, plural) in CLUSTER_LISTED_KINDS.items()
             ]
             jobs += [get_namespace(client), get_version(client)]
             jobs += [get_secret(client, name) for name in secret_names]

@@ -14,59 +14,65 @@ from __future__ import annotations
 
 import copy
 import os
-import re
-import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from immichcheck.deploy.config_values import (
+    parse_postgresql_conf,
+    parse_quantity,
+    parse_redis_conf,
+)
+from immichcheck.deploy.manifest_files import (
+    ManifestDocument,
+    ManifestsError,
+    load_manifest_documents,
+    manifest_files,
+    parse_manifest_file,
+    resolve_directory,
+)
+from immichcheck.deploy.pod_specs import (
+    HOSTNAME_LABEL,
+    hostname_choices,
+    iter_containers,
+    iter_probes,
+    pinned_node,
+    pod_spec,
+)
 
-from immichcheck.common import yaml_text
-from immichcheck.common.errors import ExitCode, ImmichcheckError
-from immichcheck.common.project_files import project_folder
+# Names that lived here before the module was split; callers may keep importing them here.
+__all__ = [
+    "COMPONENT_ANNOTATION",
+    "COMPONENT_KEYS",
+    "HOSTNAME_LABEL",
+    "WORKLOAD_KINDS",
+    "ComponentSpec",
+    "ExpectedState",
+    "ManifestDocument",
+    "ManifestsError",
+    "PvcSpec",
+    "ServicePort",
+    "ServiceSpec",
+    "build_expected_state",
+    "hostname_choices",
+    "iter_containers",
+    "iter_probes",
+    "load_expected_state",
+    "load_manifest_documents",
+    "manifest_files",
+    "parse_manifest_file",
+    "parse_postgresql_conf",
+    "parse_quantity",
+    "parse_redis_conf",
+    "pinned_node",
+    "pod_spec",
+    "resolve_directory",
+]
 
 COMPONENT_ANNOTATION = "immichcheck/component"
 COMPONENT_KEYS = ("postgres", "redis", "ml", "server")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-BENCH_JOB_TEMPLATE_CONFIGMAP = "immichcheck-bench-job-template"
-BENCH_JOB_TEMPLATE_KEY = "job.yaml"
-# The two secrets the README has users create by hand; they are never in the manifests.
-_SKIPPED_FILES = {"kustomization.yaml", "kustomization.yml"}
-
-
-class ManifestsError(ImmichcheckError):
-    """The manifests folder is missing or holds something that cannot be read."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, ExitCode.UNKNOWN)
-
-
-@dataclass(frozen=True)
-class ManifestDocument:
-    """One YAML document of one manifest file."""
-
-    file: Path
-    index: int  # position of the document in its file, from 0
-    body: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        """The object's kind, '' when absent."""
-        return str(self.body.get("kind") or "")
-
-    @property
-    def name(self) -> str:
-        """metadata.name, '' when absent."""
-        metadata = self.body.get("metadata") or {}
-        return str(metadata.get("name") or "") if isinstance(metadata, dict) else ""
-
-    @property
-    def label(self) -> str:
-        """`Kind/name`, how problems and listings name an object."""
-        return f"{self.kind or '?'}/{self.name or '?'}"
 
 
 @dataclass(frozen=True)
@@ -194,72 +200,6 @@ def _container_port_name(state: ExpectedState, spec: ComponentSpec) -> str | Non
                         if port.get("containerPort") == spec.port:
                             return port.get("name")
     return None
-
-
-# --- reading files -------------------------------------------------------------------------
-
-
-def manifest_files(directory: Path) -> list[Path]:
-    """The manifest files of a folder in apply order (file name order), without kustomization."""
-    files = [
-        path
-        for path in directory.iterdir()
-        if path.suffix in (".yaml", ".yml") and path.name not in _SKIPPED_FILES and path.is_file()
-    ]
-    return sorted(files, key=lambda path: path.name)
-
-
-def parse_manifest_file(path: Path) -> list[ManifestDocument]:
-    """Every non-empty YAML document of one file; ManifestsError names the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestsError(f"{path.name}: cannot read: {exc}") from None
-    documents: list[ManifestDocument] = []
-    try:
-        for index, body in enumerate(yaml_text.load_all(text)):
-            if body is None:
-                continue
-            if not isinstance(body, dict):
-                raise ManifestsError(
-                    f"{path.name}: document {index + 1} is a {type(body).__name__}, "
-                    "not a Kubernetes object"
-                )
-            documents.append(ManifestDocument(file=path, index=index, body=body))
-    except yaml.YAMLError as exc:
-        raise ManifestsError(f"{path.name}: bad YAML: {_yaml_error_text(exc)}") from None
-    return documents
-
-
-def _yaml_error_text(exc: yaml.YAMLError) -> str:
-    """One line from a PyYAML error: the problem and where it is."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return str(problem)
-
-
-def resolve_directory(directory: str | os.PathLike[str] | None = None) -> Path:
-    """The manifests folder: an explicit one, or the shipped manifests/."""
-    try:
-        return project_folder("manifests", directory).resolve()
-    except ImmichcheckError as exc:
-        raise ManifestsError(exc.message) from None
-
-
-def load_manifest_documents(
-    directory: str | os.PathLike[str] | None = None,
-) -> list[ManifestDocument]:
-    """Every YAML document in manifests/*.yaml (kustomization.yaml excluded), in apply order."""
-    folder = resolve_directory(directory)
-    files = manifest_files(folder)
-    if not files:
-        raise ManifestsError(f"no manifest files (*.yaml) in {folder}")
-    documents: list[ManifestDocument] = []
-    for path in files:
-        documents.extend(parse_manifest_file(path))
-    return documents
 
 
 # --- the expected state --------------------------------------------------------------------
@@ -421,58 +361,8 @@ def _namespace(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The pod spec of a Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod ({} if none)."""
-    spec = obj.get("spec") or {}
-    kind = obj.get("kind")
-    if kind == "Pod":
-        return dict(spec)
-    if kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    template = spec.get("template") or {}
-    return dict(template.get("spec") or {})
-
-
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def hostname_choices(node_selector: Mapping[str, Any]) -> Iterator[list[Any]]:
-    """The node names of each `kubernetes.io/hostname In [...]` term of a NodeSelector."""
-    for term in node_selector.get("nodeSelectorTerms") or []:
-        for expression in term.get("matchExpressions") or []:
-            if expression.get("key") == HOSTNAME_LABEL and expression.get("operator") == "In":
-                yield expression.get("values") or []
-
-
-def pinned_node(pod: Mapping[str, Any]) -> str | None:
-    """The node a pod spec is pinned to by nodeSelector or required nodeAffinity, if exactly one."""
-    selected = (pod.get("nodeSelector") or {}).get(HOSTNAME_LABEL)
-    if selected:
-        return str(selected)
-    required = ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ) or {}
-    for values in hostname_choices(required):
-        if len(values) == 1:
-            return str(values[0])
-    return None
-
-
-def iter_containers(pod: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Init containers, then containers, of a pod spec."""
-    for group in ("initContainers", "containers"):
-        for container in pod.get(group) or []:
-            if isinstance(container, dict):
-                yield container
-
-
-def iter_probes(container: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(probe kind, probe) for the startup, readiness and liveness probes a container has."""
-    for probe_kind in ("startupProbe", "readinessProbe", "livenessProbe"):
-        probe = container.get(probe_kind)
-        if isinstance(probe, dict):
-            yield probe_kind, probe
 
 
 def _secret_refs(obj: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -638,167 +528,3 @@ def _pv_local_path(obj: Mapping[str, Any]) -> str | None:
         if path:
             return str(path)
     return None
-
-
-# --- values --------------------------------------------------------------------------------
-
-_QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]i?|[kmu]|)\s*$")
-_QUANTITY_FACTORS = {
-    "": 1,
-    "k": 10**3,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-
-
-def parse_quantity(text: str) -> int:
-    """A Kubernetes storage quantity ('20Gi', '500M', '1024') in bytes."""
-    match = _QUANTITY.match(text)
-    if not match or match.group(2) not in _QUANTITY_FACTORS:
-        raise ManifestsError(f"not a storage quantity: {text!r}")
-    return int(float(match.group(1)) * _QUANTITY_FACTORS[match.group(2)])
-
-
-def parse_redis_conf(text: str) -> dict[str, str]:
-    """`directive value...` lines of a redis.conf; keys lower-cased, quotes removed.
-
-    A directive given several times (`save`) keeps all values joined by spaces, the form
-    `CONFIG GET` returns.
-    """
-    settings: dict[str, str] = {}
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        directive, _, rest = line.partition(" ")
-        values = [_unquote(part) for part in _split_redis_args(rest.strip())]
-        key = directive.lower()
-        value = " ".join(values)
-        settings[key] = f"{settings[key]} {value}" if key in settings and value else value
-    return settings
-
-
-def _split_redis_args(text: str) -> list[str]:
-    parts: list[str] = []
-    current = ""
-    quote: str | None = None
-    for char in text:
-        if quote:
-            current += char
-            if char == quote:
-                quote = None
-        elif char in "\"'":
-            quote = char
-            current += char
-        elif char.isspace():
-            if current:
-                parts.append(current)
-                current = ""
-        else:
-            current += char
-    if current:
-        parts.append(current)
-    return parts
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
-
-
-def parse_postgresql_conf(text: str) -> dict[str, str]:
-    """`name = value` lines of a postgresql.conf; quotes and trailing comments removed.
-
-    `include*` directives are skipped (they name other files, not settings).
-    """
-    settings: dict[str, str] = {}
-    for raw_line in text.splitlines():
-        line = _strip_pg_comment(raw_line).strip()
-        if not line:
-            continue
-        match = re.match(r"^([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=\s*|\s+)(.*)$", line)
-        if not match:
-            raise ManifestsError(f"postgresql.conf: cannot parse line: {raw_line.strip()!r}")
-        name, value = match.group(1).lower(), match.group(2).strip()
-        if name in ("include", "include_if_exists", "include_dir"):
-            continue
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1].replace("''", "'").replace("\\'", "'")
-        settings[name] = value
-    return settings
-
-
-def _strip_pg_comment(line: str) -> str:
-    in_quote = False
-    for position, char in enumerate(line):
-        if char == "'":
-            in_quote = not in_quote
-        elif char == "#" and not in_quote:
-            return line[:position]
-    return line
-
-
-# --- the node benchmark Job ------------------------------------------------------------------
-
-
-def bench_job_template(directory: str | os.PathLike[str] | None = None) -> str:
-    """The text of the Job template `bench --node` uses (placeholders ${NODE}, ${JOB_NAME})."""
-    state = load_expected_state(directory)
-    data = state.configmaps.get(BENCH_JOB_TEMPLATE_CONFIGMAP) or {}
-    text = data.get(BENCH_JOB_TEMPLATE_KEY)
-    if text is None:
-        raise ManifestsError(
-            f"ConfigMap {BENCH_JOB_TEMPLATE_CONFIGMAP} with key {BENCH_JOB_TEMPLATE_KEY} "
-            f"is missing from {state.directory}"
-        )
-    return text
-
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def render_bench_job(
-    node: str,
-    job_name: str,
-    args: Sequence[str] | None = None,
-    directory: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """The Job object for a benchmark on `node`; `args` replaces the bench container's args."""
-    return render_job_template(bench_job_template(directory), node, job_name, args)
-
-
-def render_job_template(
-    text: str, node: str, job_name: str, args: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """Fill a Job template's ${NODE} and ${JOB_NAME}; `args` replaces the first container's."""
-    if not _DNS_LABEL.match(job_name):
-        raise ManifestsError(f"not a valid Job name (lower-case DNS label): {job_name!r}")
-    if not node or any(char.isspace() or char in "\"'{}[]:#,&*!|>%@`" for char in node):
-        raise ManifestsError(f"not a valid node name: {node!r}")
-    try:
-        rendered = string.Template(text).substitute(NODE=node, JOB_NAME=job_name)
-    except (KeyError, ValueError) as exc:
-        raise ManifestsError(f"bench Job template: bad placeholder: {exc}") from None
-    try:
-        job = yaml_text.load(rendered)
-    except yaml.YAMLError as exc:
-        raise ManifestsError(f"bench Job template: bad YAML: {_yaml_error_text(exc)}") from None
-    if not isinstance(job, dict) or job.get("kind") != "Job":
-        raise ManifestsError("bench Job template does not hold a Job")
-    if args is not None:
-        containers = pod_spec(job).get("containers") or []
-        if not containers:
-            raise ManifestsError("bench Job template has no container")
-        job["spec"]["template"]["spec"]["containers"][0]["args"] = [str(arg) for arg in args]
-    return job

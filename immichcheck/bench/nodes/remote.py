@@ -242,7 +242,7 @@ def render_node_job(
     manifests_dir: str | None = None,
 ) -> dict[str, Any]:
     """The Job for one node from the manifests' template, with our args and deadline."""
-    from immichcheck.deploy.expected_state import render_bench_job
+    from immichcheck.deploy.bench_job import render_bench_job
 
     job = render_bench_job(node, job_name, directory=manifests_dir)
     pod = job["spec"]["template"]["spec"]

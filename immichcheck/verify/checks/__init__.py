@@ -23,6 +23,7 @@ from immichcheck.common.records import Status
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 COMPONENTS: tuple[str, ...] = (
     "cluster",
+    "nodes",
     "postgres",
     "redis",
     "ml",
@@ -30,7 +31,18 @@ COMPONENTS: tuple[str, ...] = (
     "storage",
     "access",
 )
-_MODULES = tuple(f"immichcheck.verify.checks.{name}" for name in COMPONENTS)
+# One module per component, plus the modules the cluster checks are split into by subject.
+_MODULES = tuple(
+    f"immichcheck.verify.checks.{name}"
+    for name in (
+        *COMPONENTS,
+        "cluster_placement",
+        "cluster_routing",
+        "cluster_drift",
+        "cluster_references",
+        "cluster_annotations",
+    )
+)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from immichcheck.verify.checks import COMPONENTS
 COMPONENT_ORDER = COMPONENTS  # the catalogue's order: cluster first, access last
 COMPONENT_TITLES = {
     "cluster": "Cluster",
+    "nodes": "Nodes that run Immich",
     "postgres": "PostgreSQL",
     "redis": "Redis",
     "ml": "Machine learning",
