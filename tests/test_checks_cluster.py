@@ -169,7 +169,11 @@ def expected() -> ExpectedState:
 
 
 def _snapshot(expected: ExpectedState, objects: list[dict[str, Any]], tmp_path: Path) -> Snapshot:
-    return snapshot_from_dump(write_dump(tmp_path / "dump.json", objects), expected.namespace)
+    return snapshot_from_dump(
+        write_dump(tmp_path / "dump.json", objects),
+        expected.namespace,
+        declared_kinds={str(obj.get("kind")) for obj in expected.objects},
+    )
 
 
 def run_cluster_checks(

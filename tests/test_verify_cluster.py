@@ -375,7 +375,7 @@ def _readme_dump(fake_cluster: Any, path: Path, *, leave_out: str = "") -> Path:
         pytest.skip("kubectl is not installed")
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     commands = re.findall(r"^  (kubectl get .*) >>? cluster\.json$", readme, re.MULTILINE)
-    assert len(commands) == 3, commands
+    assert len(commands) == 4, commands
     with path.open("w") as dump:
         for command in commands:
             argv = shlex.split(command)

@@ -222,7 +222,9 @@ def test_dump_without_nodes_skips_and_names_the_kind(
     dump = _dump(tmp_path, lambda o: o["kind"] != "Node")
     code, record = run_json(["--from-dump", str(dump), *NODES], capsys)
     assert {c.status for c in record.checks} == {Status.SKIP}
-    assert "add `nodes` to the kubectl get command" in message(record, "IC-ND-701")
+    assert message(record, "IC-ND-701") == (
+        "skipped: not in the dump: add `kubectl get nodes -o json` to the dump"
+    )
     assert code == 0
 
 

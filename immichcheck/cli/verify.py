@@ -273,7 +273,10 @@ def run_verify_command(params: dict[str, Any]) -> int:
 
         # Read and validated before anything runs: a bad file is one line, not 14 ERRORs.
         snapshot = snapshot_from_dump(
-            options.from_dump, options.namespace or expected.namespace, list(expected.secrets)
+            options.from_dump,
+            options.namespace or expected.namespace,
+            list(expected.secrets),
+            declared_kinds={str(obj.get("kind")) for obj in expected.objects},
         )
     settings = RunSettings(
         timeout=params["timeout"],

@@ -512,6 +512,17 @@ class PortForwards:
                 continue
 
 
+def secret_keys(snapshot: Snapshot, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The keys of the named secrets present in the snapshot, without reading their values."""
+    result: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        secret = snapshot.get("Secret", name)
+        if secret is not None:
+            keys = [*(secret.get("data") or {}), *(secret.get("stringData") or {})]
+            result[name] = tuple(dict.fromkeys(keys))
+    return result
+
+
 def secret_values(snapshot: Snapshot, names: Iterable[str]) -> dict[str, dict[str, str]]:
     """Decoded data of the named secrets present in the snapshot (for credentials, redaction)."""
     import base64

@@ -16,11 +16,16 @@ from __future__ import annotations
 import copy
 import json
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from immichcheck.clients.kubernetes import LISTED_KINDS, SECRET_VALUES, Snapshot
+from immichcheck.clients.kubernetes import (
+    CLUSTER_LISTED_KINDS,
+    LISTED_KINDS,
+    SECRET_VALUES,
+    Snapshot,
+)
 from immichcheck.common.errors import ImmichcheckError
 from immichcheck.common.redaction import MASK
 
@@ -28,6 +33,8 @@ BUNDLE_DUMP = "cluster/dump.json"
 # Events expire after an hour: a healthy namespace often has none, so their absence says
 # nothing about the dump and no check is skipped for it.
 _OPTIONAL_KINDS = frozenset({"Event"})
+# Kinds the cluster makes from others the manifests declare.
+_DERIVED_FROM = {"Pod": ("Deployment", "StatefulSet"), "Endpoints": ("Service",)}
 _SERVER_NOISE = ("managedFields",)
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -41,6 +48,9 @@ def dump_commands(namespace: str, secret_names: Sequence[str]) -> list[str]:
     ]
     if secret_names:
         commands.append(f"kubectl get secret {' '.join(secret_names)} -n {namespace} -o json")
+    # Nodes are cluster-scoped: a command of their own, without -n.
+    cluster_kinds = ",".join(plural for _version, plural in CLUSTER_LISTED_KINDS.values())
+    commands.append(f"kubectl get {cluster_kinds} -o json")
     return commands
 
 
@@ -93,16 +103,24 @@ def _bundle_dump(file: Path) -> str:
 
 
 def snapshot_from_dump(
-    path: str | Path, namespace: str, secret_names: Sequence[str] = ()
+    path: str | Path,
+    namespace: str,
+    secret_names: Sequence[str] = (),
+    declared_kinds: Collection[str] | None = None,
 ) -> Snapshot:
-    """A snapshot from a dump file or a support bundle; kinds it lacks are noted as absent."""
+    """A snapshot from a dump file or a support bundle; kinds it lacks are noted as absent.
+
+    `declared_kinds` are the kinds the manifests declare: a kind none of them produces (no
+    StatefulSet in a deployment of Deployments) is empty in a complete dump too, so only
+    those are taken as left out when the dump holds none. None: every empty kind is.
+    """
     file = Path(path)
     text, source = _read_dump_text(file)
     items = [item for document in _documents(text, source) for item in _flatten(document)]
     if not items:
         raise ImmichcheckError(f"dump {source} holds no Kubernetes objects")
     snapshot = Snapshot(namespace=namespace, source=f"dump {source}")
-    for kind in (*LISTED_KINDS, "Secret"):
+    for kind in (*LISTED_KINDS, *CLUSTER_LISTED_KINDS, "Secret"):
         snapshot.objects[kind] = []
     namespaces_seen = False
     for index, item in enumerate(items, 1):
@@ -124,18 +142,27 @@ def snapshot_from_dump(
         snapshot.objects.setdefault(kind, []).append(item)
     if namespaces_seen and snapshot.namespace_found is None:
         snapshot.namespace_found = False
-    snapshot.absent = _absent_kinds(snapshot.objects, namespace, secret_names)
+    snapshot.absent = _absent_kinds(snapshot.objects, namespace, secret_names, declared_kinds)
     return snapshot
 
 
 def _absent_kinds(
-    objects: dict[str, list[dict[str, Any]]], namespace: str, secret_names: Sequence[str]
+    objects: dict[str, list[dict[str, Any]]],
+    namespace: str,
+    secret_names: Sequence[str],
+    declared_kinds: Collection[str] | None,
 ) -> dict[str, str]:
     """Kind -> what to add to the dump, for every kind verify reads that it lacks."""
     absent: dict[str, str] = {}
     for kind, (_version, plural) in LISTED_KINDS.items():
-        if kind not in _OPTIONAL_KINDS and not objects.get(kind):
+        if kind in _OPTIONAL_KINDS or objects.get(kind):
+            continue
+        sources = (kind, *_DERIVED_FROM.get(kind, ()))
+        if declared_kinds is None or any(source in declared_kinds for source in sources):
             absent[kind] = f"not in the dump: add `{plural}` to the kubectl command"
+    for kind, (_version, plural) in CLUSTER_LISTED_KINDS.items():
+        if not objects.get(kind):
+            absent[kind] = f"not in the dump: add `kubectl get {plural} -o json` to the dump"
     secrets = objects.get("Secret") or []
     if not secrets:
         names = " ".join(secret_names) or "<names>"
@@ -175,7 +202,7 @@ def dump_document(snapshot: Snapshot) -> dict[str, Any]:
         items.append(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": snapshot.namespace}}
         )
-    for kind, (version, _plural) in LISTED_KINDS.items():
+    for kind, (version, _plural) in (*LISTED_KINDS.items(), *CLUSTER_LISTED_KINDS.items()):
         items.extend(_listed(snapshot.objects.get(kind) or [], kind, version))
     for secret in snapshot.objects.get("Secret") or []:
         metadata = secret.get("metadata") or {}
