@@ -93,7 +93,18 @@ def test_textfile_is_valid_exposition(
     }
     assert set(last_run) == {("node05", "bench"), ("node01", "bench"), ("node05", "verify")}
     latency = families["immichcheck_benchmark_latency_seconds"].samples
-    assert {s.labels["quantile"] for s in latency} == {"0.5", "0.9", "0.95", "0.99", "0.999"}
+    assert {s.labels.get("quantile") for s in latency} == {
+        "0.5",
+        "0.9",
+        "0.95",
+        "0.99",
+        "0.999",
+        None,
+    }
+    assert {s.name for s in latency if "quantile" not in s.labels} == {
+        "immichcheck_benchmark_latency_seconds_sum",
+        "immichcheck_benchmark_latency_seconds_count",
+    }
     assert not list(target.parent.glob(".*.tmp"))  # the atomic write left nothing behind
     met = {
         (s.labels["node"], s.labels["target"]): s.value
