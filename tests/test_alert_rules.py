@@ -23,6 +23,7 @@ from tests.fixtures.prometheus_exports import (
     alert_rules_text,
     export_textfile,
     parse_series,
+    selector,
 )
 from tests.test_store_factories import check, generated, run
 
@@ -152,7 +153,8 @@ def _schedule_case(tmp_path: Path) -> dict[str, Any]:
     verify = {"kind": "verify", "node": NODE, "severity": "warning"}
     not_running = {
         "summary": "immichcheck has not run for more than 26 hours",
-        "description": "Check `kubectl -n immich get cronjob immichcheck-nightly` and its last Job's logs.",
+        "description": "Check `kubectl -n immich get cronjob immichcheck-nightly` "
+        "and its last Job's logs.",
     }
     no_success = {"summary": "No immichcheck run has passed for 3 days"}
     return {
@@ -195,7 +197,8 @@ def _regressions_fire(tmp_path: Path) -> dict[str, Any]:
             (
                 {**SELECT1, "quantile": "0.95", "severity": "warning"},
                 {
-                    "summary": "postgres.select1 p95 latency on node05 is 50% above its 7-day average"
+                    "summary": "postgres.select1 p95 latency on node05 "
+                    "is 50% above its 7-day average"
                 },
             ),
         ),
@@ -216,8 +219,10 @@ def _regressions_fire(tmp_path: Path) -> dict[str, Any]:
             (
                 {"node": NODE, "severity": "warning"},
                 {
-                    "summary": "4 significant benchmark regression(s) on node05",  # p50, p95, p99, throughput
-                    "description": "Run `immichcheck report --node node05` for the workloads and figures.",
+                    # p50, p95, p99 and throughput each regressed
+                    "summary": "4 significant benchmark regression(s) on node05",
+                    "description": "Run `immichcheck report --node node05` "
+                    "for the workloads and figures.",
                 },
             ),
         ),
@@ -282,7 +287,8 @@ def _targets_missed(tmp_path: Path) -> dict[str, Any]:
             (
                 {**FSYNC, "target": "database-log-fdatasync-iops", "severity": "info"},
                 {
-                    "summary": "storage.fdatasync on node05 misses target database-log-fdatasync-iops",
+                    "summary": "storage.fdatasync on node05 "
+                    "misses target database-log-fdatasync-iops",
                     "description": missed,
                 },
             ),
@@ -300,52 +306,59 @@ def _targets_met(tmp_path: Path) -> dict[str, Any]:
     return case
 
 
+def _kube(name: str, values: str, **labels: str) -> dict[str, str]:
+    """A kube-state-metrics/kubelet series in the immich namespace (scrape `up` has none)."""
+    namespace = {} if name == "up" else {"namespace": "immich"}
+    return {"series": selector(name, {**labels, **namespace}), "values": values}
+
+
 def _workloads_case() -> dict[str, Any]:
     # kube-state-metrics and kubelet series as they name them; not immichcheck's to generate.
-    ns = 'namespace="immich"'
     return {
         "interval": "1m",
         "input_series": [
-            {
-                "series": f'kube_deployment_status_replicas_available{{deployment="immich-server",{ns}}}',
-                "values": "1 1 0x30",
-            },
-            {
-                "series": f'kube_deployment_status_replicas_available{{deployment="immich-ml",{ns}}}',
-                "values": "1x32",
-            },
-            {
-                "series": f'kube_pod_container_status_restarts_total{{container="immich-server",{ns},pod="immich-server-7d9f"}}',
-                "values": "0+1x70",
-            },
-            {
-                "series": f'kube_pod_container_status_restarts_total{{container="immich-ml",{ns},pod="immich-ml-5c6b"}}',
-                "values": "0x30 1x40",
-            },
-            {
-                "series": f'kubelet_volume_stats_available_bytes{{{ns},persistentvolumeclaim="immich-postgres"}}',
-                "values": "5x30",
-            },
-            {
-                "series": f'kubelet_volume_stats_capacity_bytes{{{ns},persistentvolumeclaim="immich-postgres"}}',
-                "values": "100x30",
-            },
-            {
-                "series": f'kubelet_volume_stats_available_bytes{{{ns},persistentvolumeclaim="immich-library"}}',
-                "values": "50x30",
-            },
-            {
-                "series": f'kubelet_volume_stats_capacity_bytes{{{ns},persistentvolumeclaim="immich-library"}}',
-                "values": "100x30",
-            },
-            {
-                "series": 'up{component="api",instance="immich-server:8081",job="immich-server"}',
-                "values": "0x30",
-            },
-            {
-                "series": 'up{component="jobs",instance="immich-server:8082",job="immich-server"}',
-                "values": "1x30",
-            },
+            _kube(
+                "kube_deployment_status_replicas_available", "1 1 0x30", deployment="immich-server"
+            ),
+            _kube("kube_deployment_status_replicas_available", "1x32", deployment="immich-ml"),
+            _kube(
+                "kube_pod_container_status_restarts_total",
+                "0+1x70",
+                container="immich-server",
+                pod="immich-server-7d9f",
+            ),
+            _kube(
+                "kube_pod_container_status_restarts_total",
+                "0x30 1x40",
+                container="immich-ml",
+                pod="immich-ml-5c6b",
+            ),
+            _kube(
+                "kubelet_volume_stats_available_bytes",
+                "5x30",
+                persistentvolumeclaim="immich-postgres",
+            ),
+            _kube(
+                "kubelet_volume_stats_capacity_bytes",
+                "100x30",
+                persistentvolumeclaim="immich-postgres",
+            ),
+            _kube(
+                "kubelet_volume_stats_available_bytes",
+                "50x30",
+                persistentvolumeclaim="immich-library",
+            ),
+            _kube(
+                "kubelet_volume_stats_capacity_bytes",
+                "100x30",
+                persistentvolumeclaim="immich-library",
+            ),
+            _kube(
+                "up", "0x30", component="api", instance="immich-server:8081", job="immich-server"
+            ),
+            _kube(
+                "up", "1x30", component="jobs", instance="immich-server:8082", job="immich-server"
+            ),
         ],
         "alert_rule_test": [
             _alert("ImmichDeploymentUnavailable", "6m"),
@@ -356,7 +369,8 @@ def _workloads_case() -> dict[str, Any]:
                     {"deployment": "immich-server", "namespace": "immich", "severity": "critical"},
                     {
                         "summary": "immich-server has no available replica",
-                        "description": "Check `kubectl -n immich describe deployment immich-server` "
+                        "description": "Check `kubectl -n immich describe deployment "
+                        "immich-server` "
                         "and run `immichcheck verify`.",
                     },
                 ),
@@ -406,30 +420,29 @@ def _workloads_case() -> dict[str, Any]:
 
 
 def _workloads_quiet() -> dict[str, Any]:
-    ns = 'namespace="immich"'
     return {
         "interval": "1m",
         "input_series": [
-            {
-                "series": f'kube_deployment_status_replicas_available{{deployment="immich-server",{ns}}}',
-                "values": "1x70",
-            },
-            {
-                "series": f'kube_pod_container_status_restarts_total{{container="immich-ml",{ns},pod="immich-ml-5c6b"}}',
-                "values": "0x30 1x40",
-            },
-            {
-                "series": f'kubelet_volume_stats_available_bytes{{{ns},persistentvolumeclaim="immich-library"}}',
-                "values": "50x70",
-            },
-            {
-                "series": f'kubelet_volume_stats_capacity_bytes{{{ns},persistentvolumeclaim="immich-library"}}',
-                "values": "100x70",
-            },
-            {
-                "series": 'up{component="api",instance="immich-server:8081",job="immich-server"}',
-                "values": "1x70",
-            },
+            _kube("kube_deployment_status_replicas_available", "1x70", deployment="immich-server"),
+            _kube(
+                "kube_pod_container_status_restarts_total",
+                "0x30 1x40",
+                container="immich-ml",
+                pod="immich-ml-5c6b",
+            ),
+            _kube(
+                "kubelet_volume_stats_available_bytes",
+                "50x70",
+                persistentvolumeclaim="immich-library",
+            ),
+            _kube(
+                "kubelet_volume_stats_capacity_bytes",
+                "100x70",
+                persistentvolumeclaim="immich-library",
+            ),
+            _kube(
+                "up", "1x70", component="api", instance="immich-server:8081", job="immich-server"
+            ),
         ],
         "alert_rule_test": [
             _alert(name, "65m")
