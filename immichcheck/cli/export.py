@@ -85,7 +85,8 @@ def export(**params: Any) -> int:
 
     report = None
     if params["verdicts"]:
-        from immichcheck.history.compare import ReportOptions, build_report, load_rules
+        from immichcheck.history.compare import ReportOptions, load_rules
+        from immichcheck.history.export_report import export_report
         from immichcheck.history.thresholds import load_targets
 
         options = ReportOptions(
@@ -93,7 +94,7 @@ def export(**params: Any) -> int:
             targets=load_targets(params["targets_file"]),
             trend=0,
         )
-        report = build_report(loaded.runs, loaded.warnings, options)
+        report = export_report(loaded.runs, loaded.warnings, options)
 
     if params["prometheus_file"]:
         write_text_file(params["prometheus_file"], render_prometheus(loaded.runs, report=report))

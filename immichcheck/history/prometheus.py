@@ -42,6 +42,7 @@ from immichcheck.history.exposition import (
     escape_label_value,
     format_value,
 )
+from immichcheck.history.latest_series import chronological, latest_series_results
 from immichcheck.history.report_model import TARGET_MET, TARGET_MISSED, Report
 
 __all__ = [
@@ -171,15 +172,11 @@ def run_succeeded(run: RunRecord) -> bool:
     return not any(bench.errors for bench in run.benchmarks)
 
 
-def _chronological(runs: Iterable[RunRecord]) -> list[RunRecord]:
-    return sorted(runs, key=lambda r: (r.started_at, r.run_id))
-
-
 def _latest_per_node_kind(runs: Iterable[RunRecord]) -> list[RunRecord]:
     latest: dict[tuple[str, str], RunRecord] = {}
-    for run in _chronological(runs):
+    for run in chronological(runs):
         latest[(run.node, run.kind)] = run
-    return _chronological(latest.values())
+    return chronological(latest.values())
 
 
 def render_prometheus(
@@ -195,10 +192,8 @@ def render_prometheus(
             run.finished_at.timestamp(),
         )
         _check_samples(run, out)
-    # Oldest first: a newer run's result for the same series overwrites an older one.
-    for run in _chronological(runs):
-        for bench in run.benchmarks:
-            _benchmark_samples(run, bench, out)
+    for series in latest_series_results(runs):
+        _benchmark_samples(series.run, series.result, out)
     for run in runs:
         if run_succeeded(run):
             labels = {"kind": run.kind, "node": run.node}
