@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.fixtures.prometheus_stack import (
     prometheus,
     pushgateway,
     query,
+    require,
     wait_for,
 )
 from tests.test_store_factories import check, generated, run
@@ -105,6 +107,16 @@ def test_textfile_through_node_exporter_into_prometheus_fires_the_failing_check_
     reports, textfile = tmp_path / "reports", tmp_path / "textfile"
     _save_history(reports)
     written = export_textfile(reports, textfile / "immichcheck.prom")
+    # The export with every family (verdicts included) is what Prometheus's own linter accepts.
+    linted = subprocess.run(
+        [require("promtool"), "check", "metrics"],
+        input=written,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (linted.returncode, linted.stdout, linted.stderr) == (0, "", "")
 
     with node_exporter(textfile, tmp_path / "node-exporter") as exporter:
         scraped = httpx.get(f"{exporter.url}/metrics", timeout=10.0).text
