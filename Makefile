@@ -7,11 +7,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # postgresql: initdb/postgres/pgbench for the throwaway servers; redis-server + redis-tools:
-# redis-server and redis-benchmark; fio: the storage reference tool.
-SYSTEM_PACKAGES := postgresql postgresql-contrib redis-server redis-tools fio
+# redis-server and redis-benchmark; fio: the storage reference tool; prometheus (with promtool),
+# prometheus-node-exporter and prometheus-pushgateway: the monitoring tests' real parts;
+# chromium: the HTML report test opens the report in a headless browser.
+SYSTEM_PACKAGES := postgresql postgresql-contrib redis-server redis-tools fio prometheus \
+                   prometheus-node-exporter prometheus-pushgateway chromium
 # What each package provides, checked before calling apt-get at all.
 SYSTEM_PROBES := "initdb:postgresql" "pgbench:postgresql-contrib" "redis-server:redis-server" \
-                 "redis-benchmark:redis-tools" "fio:fio"
+                 "redis-benchmark:redis-tools" "fio:fio" "prometheus:prometheus" \
+                 "promtool:prometheus" "prometheus-node-exporter:prometheus-node-exporter" \
+                 "prometheus-pushgateway:prometheus-pushgateway" "chromium:chromium"
+# Services these packages enable on install; the tests start their own instances instead, so
+# the ones just installed are disabled again (a service that was already there is left alone).
+SYSTEM_SERVICES := postgresql redis-server prometheus prometheus-node-exporter \
+                   prometheus-pushgateway
 
 .PHONY: demo test lint bootstrap system-packages clean
 
@@ -46,8 +55,10 @@ system-packages:
 	    echo "Installing system packages:$$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
-	    for service in postgresql redis-server; do \
-	      (systemctl disable --now $$service || service $$service stop) >/dev/null 2>&1 || true; \
+	    for service in $$missing; do \
+	      case " $(SYSTEM_SERVICES) " in *" $$service "*) \
+	        (systemctl disable --now $$service || service $$service stop) >/dev/null 2>&1 || true;; \
+	      esac; \
 	    done; \
 	  else \
 	    echo "Missing system packages:$$missing"; \

@@ -265,8 +265,8 @@ def test_export_writes_capacity_seconds(
     low, high = _expected(measured.record, "ml.clip_visual", 2, PHOTOS + VIDEOS)
     labels = f'job="smartSearch",node="{measured.record.node}"'
     lines = target.read_text().splitlines()
-    assert f'immichcheck_capacity_seconds{{{labels},quantile="0.5"}} {format_value(low)}' in lines
-    assert f'immichcheck_capacity_seconds{{{labels},quantile="0.9"}} {format_value(high)}' in lines
+    assert f'immichcheck_capacity_seconds{{estimate="p50",{labels}}} {format_value(low)}' in lines
+    assert f'immichcheck_capacity_seconds{{estimate="p90",{labels}}} {format_value(high)}' in lines
     assert not any('job="ocr"' in line for line in lines)  # no estimate, no sample
 
 

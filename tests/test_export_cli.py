@@ -93,7 +93,18 @@ def test_textfile_is_valid_exposition(
     }
     assert set(last_run) == {("node05", "bench"), ("node01", "bench"), ("node05", "verify")}
     latency = families["immichcheck_benchmark_latency_seconds"].samples
-    assert {s.labels["quantile"] for s in latency} == {"0.5", "0.9", "0.95", "0.99", "0.999"}
+    assert {s.labels.get("quantile") for s in latency} == {
+        "0.5",
+        "0.9",
+        "0.95",
+        "0.99",
+        "0.999",
+        None,
+    }
+    assert {s.name for s in latency if "quantile" not in s.labels} == {
+        "immichcheck_benchmark_latency_seconds_sum",
+        "immichcheck_benchmark_latency_seconds_count",
+    }
     assert not list(target.parent.glob(".*.tmp"))  # the atomic write left nothing behind
     met = {
         (s.labels["node"], s.labels["target"]): s.value
@@ -179,3 +190,34 @@ def test_group_url_escapes_awkward_names() -> None:
     assert group_url("http://pg:9091", "immichcheck", "a/b") == (
         "http://pg:9091/metrics/job/immichcheck/instance@base64/YS9i"
     )
+
+
+def test_a_partial_bench_run_keeps_the_other_series_and_their_target_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "reports"
+    select = generated("postgres.select1", {"concurrency": 1}, 0.0004, count=100, seed=5)
+    upload = generated("upload.asset", {"size": 1024}, 0.2, count=100, seed=5)
+    save_run(run(0, benchmarks=[select, upload]), folder)
+    upload_only = run(1, benchmarks=[generated("upload.asset", {"size": 1024}, 0.3, count=100)])
+    save_run(upload_only, folder)
+    target = tmp_path / "immichcheck.prom"
+    code, _, err = _run_cli(
+        ["export", "--reports-dir", str(folder), "--prometheus", str(target)], capsys
+    )
+    assert (code, err) == (0, "")
+    families = {f.name: f for f in text_string_to_metric_families(target.read_text())}
+    measured = {
+        s.labels["workload"]: s.value
+        for s in families["immichcheck_benchmark_timestamp_seconds"].samples
+    }
+    assert measured == {
+        "postgres.select1": run(0).finished_at.timestamp(),
+        "upload.asset": upload_only.finished_at.timestamp(),
+    }
+    met = {
+        (s.labels["workload"], s.labels["target"]): s.value
+        for s in families["immichcheck_target_met"].samples
+    }
+    # Judged on the full run's figure, though the latest run measured only uploads.
+    assert met == {("postgres.select1", "postgres-sub-millisecond"): 1.0}

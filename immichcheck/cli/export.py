@@ -56,20 +56,22 @@ def export(**params: Any) -> int:
     """Export the latest verify and bench results per node as Prometheus metrics.
 
     \b
-    Metrics (all gauges, base units):
+    Metrics (base units; gauges except the latency summary):
       immichcheck_check_status{code,component,node}   -1 SKIP, 0 PASS, 1 WARN, 2 FAIL, 3 ERROR
       immichcheck_checks{kind,node,status}             check results per status
-      immichcheck_benchmark_latency_seconds{node,workload,params,quantile}
-      immichcheck_benchmark_latency_mean_seconds{node,workload,params}
+      immichcheck_benchmark_latency_seconds{node,workload,params,quantile}  summary,
+          with _sum and _count (mean = _sum / _count)
       immichcheck_benchmark_throughput_ops_per_second{node,workload,params}
       immichcheck_benchmark_bytes_per_second{node,workload,params}
       immichcheck_benchmark_errors{node,workload,params}
+      immichcheck_benchmark_timestamp_seconds{node,workload,params}  when it was measured
       immichcheck_last_run_timestamp_seconds{node,kind}
       immichcheck_last_success_timestamp_seconds{node,kind}
       immichcheck_target_met{node,target,workload,params}   1 met, 0 missed
       immichcheck_report_regressions{node}    vs the previous run, significant only
-      immichcheck_capacity_seconds{node,job,quantile}   time for the whole library per job
-    Only the latest run per (node, kind) feeds the check and benchmark series.
+      immichcheck_capacity_seconds{node,job,estimate}   time for the whole library per job
+    Checks come from the latest verify run per node; each benchmark series from the latest
+    run that measured it, so a partial bench run does not blank the others.
     """
     from immichcheck.history.prometheus import render_prometheus
     from immichcheck.history.store import load_runs
@@ -86,7 +88,8 @@ def export(**params: Any) -> int:
 
     report = None
     if params["verdicts"]:
-        from immichcheck.history.compare import ReportOptions, build_report, load_rules
+        from immichcheck.history.compare import ReportOptions, load_rules
+        from immichcheck.history.export_report import export_report
         from immichcheck.history.thresholds import load_targets
 
         options = ReportOptions(
@@ -103,7 +106,7 @@ def export(**params: Any) -> int:
             faces_per_photo=params["faces_per_photo"],
         )
         report = with_capacity(
-            build_report(loaded.runs, loaded.warnings, options), loaded.runs, inputs
+            export_report(loaded.runs, loaded.warnings, options), loaded.runs, inputs
         )
 
     if params["prometheus_file"]:
