@@ -1,4 +1,4 @@
-"""The `immichcheck` command line: a thin click group whose commands live in `commands/`.
+"""The `immichcheck` command line: a thin click group whose commands live beside it in cli/.
 
 Commands are imported only when invoked (or listed by --help), and they import their heavy
 libraries (pandas, asyncpg, kr8s) inside their functions, so `immichcheck --help` starts fast.
