@@ -413,7 +413,8 @@ def test_kubectl_lists_through_generated_kubeconfig(
         timeout=60,
         check=False,
     )
-    assert wrong.returncode != 0 and "You must be logged in" in wrong.stderr
+    assert wrong.returncode == 1  # kubectl's exit code for every failed command
+    assert "You must be logged in" in wrong.stderr
     # RBAC of the shipped Role, asked the way an admin would (protobuf access reviews).
     account = "system:serviceaccount:immich:immichcheck"
     answers = {}

@@ -1,4 +1,4 @@
-"""The arithmetic of benchmarks/verify_speed.py: the latency list and where 5x is reached."""
+"""The judging of benchmarks/verify_speed.py: which latencies run, and which target is met."""
 
 from __future__ import annotations
 
@@ -23,37 +23,34 @@ def script() -> ModuleType:
     return module
 
 
-def test_latencies_always_start_with_the_stack_as_it_is(script: ModuleType) -> None:
-    assert script.latencies_ms("20,10") == [0.0, 10.0, 20.0]
-    assert script.latencies_ms("0") == [0.0]
+def test_the_judged_latency_always_runs(script: ModuleType) -> None:
+    assert script.JUDGED_LATENCY_MS == 20.0
+    assert script.latencies_ms("0,10,20") == [0.0, 10.0, 20.0]
+    assert script.latencies_ms("10,0") == [0.0, 10.0, 20.0]
+    assert script.latencies_ms("50") == [20.0, 50.0]
     with pytest.raises(argparse.ArgumentTypeError):
         script.latencies_ms("10,ten")
     with pytest.raises(argparse.ArgumentTypeError):
         script.latencies_ms("-5")
 
 
-def test_latency_for_speedup_interpolates_between_measured_points(script: ModuleType) -> None:
-    measured = script.Measured
-    rows = [measured(0.0, verify=0.5, readme=2.5), measured(20.0, verify=0.54, readme=3.7)]
-    assert script.latency_for_speedup(rows, 5.0) == pytest.approx(0.0)  # 2.5/0.5 is 5x already
-    # 4.0x at 0 ms, 5.0x at 10 ms: 4.5x halfway
-    rows = [
-        measured(0.0, verify=0.6, readme=2.4),
-        measured(10.0, verify=0.6, readme=3.0),
-        measured(20.0, verify=0.6, readme=3.6),
+def test_targets_are_under_a_second_three_times_faster_and_help_under_0_3_s(
+    script: ModuleType,
+) -> None:
+    judged = script.Measured(20.0, verify=0.46, readme=2.5, pair_ratios=(5.2, 5.4, 5.6))
+    assert script.verdicts(judged, 0.21) == [
+        ("verify under 1 s: 0.460 s", True),
+        (
+            "verify at least 3x faster than the README's commands: 5.4x "
+            "(median of the pairs' ratios, 5.2-5.6x)",
+            True,
+        ),
+        ("--help under 0.3 s: 0.210 s", True),
     ]
-    assert script.latency_for_speedup(rows, 4.5) == pytest.approx(5.0)
-    assert script.latency_for_speedup(rows, 5.5) == pytest.approx(15.0)
-    assert script.latency_for_speedup(rows, 7.0) is None  # beyond 20 ms: not extrapolated
-    # The paired ratio decides, as in the verdict: under 5x at 0 ms is never "at 0 ms".
-    rows = [
-        measured(0.0, verify=0.4, readme=2.1, pair_ratios=(4.8, 4.9, 5.3)),
-        measured(10.0, verify=0.43, readme=2.6, pair_ratios=(5.9, 6.1, 6.0)),
-    ]
-    assert script.latency_for_speedup(rows, 5.0) == pytest.approx(10 * 0.1 / 1.1)  # 4.9x -> 6.0x
-    rows = [measured(0.0, verify=0.6, readme=2.4), measured(20.0, verify=1.6, readme=3.4)]
-    assert script.latency_for_speedup(rows, 5.0) is None  # verify slowing as fast
-    assert script.latency_for_speedup(rows[:1], 5.0) is None  # one point below the target
+    slow = script.Measured(20.0, verify=1.0, readme=2.9, pair_ratios=(2.8, 2.9, 3.1))
+    assert [met for _, met in script.verdicts(slow, 0.3)] == [False, False, False]
+    just = script.Measured(20.0, verify=0.99, readme=2.97, pair_ratios=(3.0,))
+    assert [met for _, met in script.verdicts(just, 0.299)] == [True, True, True]
 
 
 def test_the_ratio_is_the_median_of_the_paired_runs(script: ModuleType) -> None:

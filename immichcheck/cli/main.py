@@ -1,12 +1,12 @@
-"""The `immichcheck` command line: a thin click group whose commands live in `commands/`.
+"""The `immichcheck` command line: a thin click group whose commands live beside it in cli/.
 
-Commands are imported only when invoked (or listed by --help), and they import their heavy
-libraries (pandas, asyncpg, kr8s) inside their functions, so `immichcheck --help` starts fast.
+The command modules are light: each imports its heavy libraries (asyncpg, kr8s, redis, rich)
+inside its function, so registering all six here costs nothing measurable and
+`immichcheck --help` starts fast (README, Design: "Process start and end").
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
@@ -14,52 +14,22 @@ import click
 from click.core import ParameterSource
 
 from immichcheck import __version__
+from immichcheck.cli.bench import bench
 from immichcheck.cli.config import (
     default_map_from_config,
     read_config_file,
     unknown_config_keys,
 )
+from immichcheck.cli.export import export
+from immichcheck.cli.manifests import manifests
 from immichcheck.cli.options import option
+from immichcheck.cli.report import report
+from immichcheck.cli.support_bundle import support_bundle
+from immichcheck.cli.verify import verify
 from immichcheck.common.errors import ExitCode, ImmichcheckError
 
-# name -> "module:attribute"; one line per command keeps the registry obvious.
-COMMANDS: dict[str, str] = {
-    "verify": "immichcheck.cli.verify:verify",
-    "bench": "immichcheck.cli.bench:bench",
-    "report": "immichcheck.cli.report:report",
-    "export": "immichcheck.cli.export:export",
-    "manifests": "immichcheck.cli.manifests:manifests",
-    "support-bundle": "immichcheck.cli.support_bundle:support_bundle",
-}
 
-
-class LazyGroup(click.Group):
-    """A group that imports a command's module only when that command is needed."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self._load(cmd_name)
-
-    @staticmethod
-    def _load(name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module_name, _, attribute = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                return None  # command not part of this build
-            raise
-        command = getattr(module, attribute)
-        assert isinstance(command, click.Command)
-        return command
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="immichcheck")
 @option(
     "--config",
@@ -87,15 +57,14 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     ctx.obj["debug"] = debug
     if config_file:
         config = read_config_file(config_file)
-        commands = {name: LazyGroup._load(name) for name in COMMANDS}
-        loaded = {name: command for name, command in commands.items() if command is not None}
+        loaded = dict(cli.commands)
         groups = {
             name: command.commands
             for name, command in loaded.items()
             if isinstance(command, click.Group)
         }
         ctx.default_map = default_map_from_config(
-            config, COMMANDS, {name: list(subs) for name, subs in groups.items()}
+            config, loaded, {name: list(subs) for name, subs in groups.items()}
         )
         problems = unknown_config_keys(
             config,
@@ -110,6 +79,10 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
             raise ImmichcheckError(f"config file {config_file}: {problems[0]}{more}")
         for name, command in loaded.items():
             _listify_repeatable(command, ctx.default_map.get(name, {}))
+
+
+for _command in (bench, export, manifests, report, support_bundle, verify):
+    cli.add_command(_command)
 
 
 def _listify_repeatable(command: click.Command, defaults: dict[str, Any]) -> None:

@@ -158,8 +158,9 @@ kube_options = _stack(
     option(
         "--kubeconfig",
         type=click.Path(dir_okay=False),
-        help="Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config; "
-        "in-cluster service account when running in a pod).",
+        help="Path to the kubeconfig file (default: $KUBECONFIG, several files separated by "
+        "':' merged as kubectl merges them, or ~/.kube/config; in-cluster service account "
+        "when running in a pod).",
     ),
     option("--context", help="kubeconfig context to use (default: the current context)."),
     option(

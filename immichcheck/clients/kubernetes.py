@@ -13,24 +13,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import os
 import ssl
 import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from immichcheck.common.errors import ImmichcheckError
-
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-
-
-def service_account_dir() -> Path:
-    """Where the pod's service account is mounted; IMMICHCHECK_SERVICE_ACCOUNT_DIR for tests."""
-    return Path(os.environ.get("IMMICHCHECK_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR)
-
+from immichcheck.clients.kubeconfig import KubeAccess, service_account_dir
+from immichcheck.clients.kubeconfig import in_cluster as in_cluster  # where callers found it
 
 # kind -> (API version, plural); all namespaced. Secrets are read by name, see above.
 LISTED_KINDS: dict[str, tuple[str, str]] = {
@@ -148,85 +139,6 @@ def _describe_status(exc: ApiStatusError) -> str:
     return f"the Kubernetes API answered HTTP {exc.status}: {exc}"
 
 
-def in_cluster() -> bool:
-    """True inside a pod: the service account token is mounted and the API host is set."""
-    return (
-        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        and (service_account_dir() / "token").is_file()
-    )
-
-
-def kubeconfig_candidates(explicit: str | None) -> list[Path]:
-    """The kubeconfig files kubectl reads: --kubeconfig, else $KUBECONFIG, else ~/.kube/config."""
-    if explicit:
-        return [Path(explicit).expanduser()]
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [Path("~/.kube/config").expanduser()]
-
-
-def validate_kubeconfig(path: Path, context: str | None = None, *, used: bool = True) -> None:
-    """Raise a one-line ImmichcheckError when a kubeconfig is unreadable or malformed.
-
-    For the file the client will use (`used`), the context (`context` or the file's
-    current-context) must exist and name a cluster and user defined in it, as kubectl requires;
-    otherwise the client fails later with a bare ValueError in every cluster check.
-    """
-    import yaml
-
-    from immichcheck.common import yaml_text
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ImmichcheckError(f"cannot read kubeconfig {path}: {exc.strerror or exc}") from exc
-    try:
-        data = yaml_text.load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ImmichcheckError(f"kubeconfig {path} is not valid YAML{where}") from exc
-    if not isinstance(data, dict) or not data.get("clusters") or not data.get("contexts"):
-        raise ImmichcheckError(f"kubeconfig {path} has no clusters or contexts")
-    for key in ("clusters", "contexts"):
-        if not isinstance(data[key], list):
-            raise ImmichcheckError(f"kubeconfig {path}: {key} is not a list")
-    for entry in data["clusters"]:
-        if not isinstance(entry, dict) or not (entry.get("cluster") or {}).get("server"):
-            raise ImmichcheckError(f"kubeconfig {path} has a cluster without a server address")
-    if used:
-        _check_context(path, data, context)
-
-
-def _check_context(path: Path, data: dict[str, Any], context: str | None) -> None:
-    """The chosen context exists and names a cluster (and user) defined in the same file."""
-    contexts = {
-        str(entry.get("name")): entry.get("context") or {}
-        for entry in data["contexts"]
-        if isinstance(entry, dict)
-    }
-    known = ", ".join(sorted(contexts)) or "none"
-    name = context or data.get("current-context")
-    if not name:
-        raise ImmichcheckError(
-            f"kubeconfig {path} sets no current-context: pass --context (one of: {known})"
-        )
-    if name not in contexts:
-        raise ImmichcheckError(f"kubeconfig {path} has no context {name!r} (it has: {known})")
-    chosen = contexts[name] if isinstance(contexts[name], dict) else {}
-    for kind, plural in (("cluster", "clusters"), ("user", "users")):
-        wanted = chosen.get(kind)
-        defined = {
-            str(entry.get("name")) for entry in data.get(plural) or [] if isinstance(entry, dict)
-        }
-        if (kind == "cluster" or wanted) and str(wanted) not in defined:
-            raise ImmichcheckError(
-                f"context {name!r} in kubeconfig {path} names {kind} {wanted!r}, "
-                f"which is not defined there"
-            )
-
-
 def describe_kube_exception(exc: BaseException) -> str:
     """One clean line for whatever the Kubernetes client raised."""
     if isinstance(exc, ApiStatusError):
@@ -259,31 +171,13 @@ def describe_kube_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-@dataclass(frozen=True)
-class KubeAccess:
-    """How to reach the API server: a kubeconfig (with context) or the pod's service account."""
-
-    kubeconfig: Path | None
-    context: str | None
-    service_account: bool
-
-    @property
-    def description(self) -> str:
-        """Where the credentials come from, for messages."""
-        if self.service_account:
-            return "in-cluster service account"
-        return f"kubeconfig {self.kubeconfig}" + (
-            f" (context {self.context})" if self.context else ""
-        )
-
-
 async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
     """A kr8s API object: kubeconfig or service-account credentials (KubeError on failure)."""
     loaded = sys.modules.get("kr8s.asyncio")
     if loaded is None or getattr(getattr(loaded, "__spec__", None), "_initializing", False):
         # kr8s takes ~0.1 s to import; in a thread, the other probes' I/O goes on meanwhile.
-        # Once imported (the prefetch child imports it first) no detour through the loop:
-        # that would hand the CPU to another probe before the first API request is out.
+        # Once imported, no detour through the loop: that would hand the CPU to another
+        # probe before the first API request is out.
         await asyncio.to_thread(importlib.import_module, "kr8s.asyncio")
     import kr8s.asyncio
 
@@ -292,9 +186,11 @@ async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
         kwargs["serviceaccount"] = str(service_account_dir())
         kwargs["kubeconfig"] = "/nonexistent-kubeconfig-use-service-account"
     else:
-        kwargs["kubeconfig"] = str(access.kubeconfig)
-        if access.context:
-            kwargs["context"] = access.context
+        # kr8s merges the files (it splits the path on ':' as KUBECONFIG is split); the
+        # context is always named, as kubectl chose it: kr8s alone would take the first
+        # file's current-context only.
+        kwargs["kubeconfig"] = ":".join(str(path) for path in access.kubeconfig)
+        kwargs["context"] = access.active_context
     try:
         async with asyncio.timeout(timeout):
             with warnings.catch_warnings():
@@ -303,9 +199,29 @@ async def connect(access: KubeAccess, namespace: str, timeout: float) -> Any:
                 warnings.simplefilter("ignore")
                 api = await kr8s.asyncio.api(**kwargs)
     except Exception as exc:  # every client failure becomes one clean line
+        if access.exec_command and not isinstance(exc, TimeoutError):
+            raise KubeError(describe_plugin_failure(access.exec_command, exc)) from exc
         raise KubeError(describe_kube_exception(exc)) from exc
     api.timeout = timeout
     return api
+
+
+def describe_plugin_failure(command: str, exc: BaseException) -> str:
+    """One line for an exec credential plugin that failed (kr8s runs it while connecting)."""
+    text = str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"the kubeconfig's credential plugin {command!r} was not found"
+    if isinstance(exc, RuntimeError) and text.startswith("Process exited with non-zero code"):
+        # kr8s: "Process exited with non-zero code N:\n<the plugin's stderr>"
+        head, _, stderr = text.partition(":\n")
+        code = head.rsplit(" ", 1)[-1]
+        said = next((line.strip() for line in stderr.splitlines() if line.strip()), "")
+        return f"the kubeconfig's credential plugin {command!r} failed (exit {code})" + (
+            f": {said[:200]}" if said else ""
+        )
+    if isinstance(exc, json.JSONDecodeError | KeyError):
+        return f"the kubeconfig's credential plugin {command!r} printed no usable credentials"
+    return describe_kube_exception(exc)
 
 
 @dataclass

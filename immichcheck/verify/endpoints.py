@@ -72,29 +72,16 @@ def resolve_kube_access(options: TargetOptions) -> Any:
     Without --kubeconfig, an absent default kubeconfig is fine as long as something else can be
     checked; with nothing at all to check, verify stops here with one line (exit 3).
     """
-    from immichcheck.clients.kubernetes import (
-        KubeAccess,
-        in_cluster,
-        kubeconfig_candidates,
-        validate_kubeconfig,
-    )
+    from immichcheck.clients.kubeconfig import find_kube_access, kubeconfig_candidates
 
     if options.from_dump:
         return None
-    candidates = kubeconfig_candidates(options.kubeconfig)
-    existing = [path for path in candidates if path.is_file()]
-    if options.kubeconfig and not existing:
-        raise ImmichcheckError(f"kubeconfig {options.kubeconfig} does not exist")
-    if existing:
-        for index, path in enumerate(existing):
-            # Only the first file is handed to the client, so only its context must resolve.
-            validate_kubeconfig(path, options.context, used=index == 0)
-        return KubeAccess(kubeconfig=existing[0], context=options.context, service_account=False)
-    if in_cluster():
-        return KubeAccess(kubeconfig=None, context=None, service_account=True)
+    access = find_kube_access(options.kubeconfig, options.context)
+    if access is not None:
+        return access
     if options.has_direct_target():
         return None
-    where = ", ".join(str(p) for p in candidates)
+    where = ", ".join(str(p) for p in kubeconfig_candidates(options.kubeconfig))
     raise ImmichcheckError(
         f"nothing to check: no kubeconfig found ({where}), not running in a pod, and no "
         "--server-url/--ml-url/--pg-dsn/--redis-url/--media-path/--external-url/--from-dump given"

@@ -578,23 +578,12 @@ async def bench_on_node(
 
 def resolve_access(request: NodeBenchRequest) -> Any:
     """kubeconfig (with context) or the pod's service account; one clear line when neither."""
-    from immichcheck.clients.kubernetes import (
-        KubeAccess,
-        in_cluster,
-        kubeconfig_candidates,
-        validate_kubeconfig,
-    )
+    from immichcheck.clients.kubeconfig import find_kube_access, kubeconfig_candidates
 
-    candidates = kubeconfig_candidates(request.kubeconfig)
-    existing = [path for path in candidates if path.is_file()]
-    if request.kubeconfig and not existing:
-        raise ImmichcheckError(f"kubeconfig {request.kubeconfig} does not exist")
-    if existing:
-        validate_kubeconfig(existing[0], request.context)
-        return KubeAccess(kubeconfig=existing[0], context=request.context, service_account=False)
-    if in_cluster():
-        return KubeAccess(kubeconfig=None, context=None, service_account=True)
-    where = ", ".join(str(path) for path in candidates)
+    access = find_kube_access(request.kubeconfig, request.context)
+    if access is not None:
+        return access
+    where = ", ".join(str(path) for path in kubeconfig_candidates(request.kubeconfig))
     raise ImmichcheckError(
         f"--node needs a cluster: no kubeconfig found ({where}) and not running in a pod"
     )
