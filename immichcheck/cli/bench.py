@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from immichcheck.cli.options import (
     write_output,
 )
 from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.common.terminal_width import output_width
 
 PROFILES = ("quick", "standard", "full")
 
@@ -104,6 +106,12 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @option("--poll-interval", type=Seconds(min=0.01), default=1.0, hidden=True)
 @option("--in-job", is_flag=True, hidden=True, help="Run as the node benchmark Job's process.")
 @output_options(("table", "json"), "table")
+@option(
+    "--wide",
+    is_flag=True,
+    help="Table: draw every column (engine, p95, p99.9, max, MB/s, errors) however wide. "
+    "Otherwise the table fits the terminal, or 100 columns when piped or written to a file.",
+)
 @store_options
 @target_options
 @click.pass_context
@@ -130,6 +138,7 @@ def bench(
     in_job: bool,
     output_format: str,
     output: str,
+    wide: bool,
     reports_dir: str,
     kubeconfig: str | None,
     context: str | None,
@@ -211,7 +220,8 @@ def bench(
     if output_format == "json":
         text = outcome.record.to_json() + "\n"
     else:
-        text = render_bench_table(outcome.record)
+        width = output_width(output == "-" and sys.stdout.isatty())
+        text = render_bench_table(outcome.record, width=width, wide=wide)
         for name, reason in outcome.skipped.items():
             text += f"skipped {name}: {reason}\n"
         text += f"saved: {saved}\n"

@@ -8,11 +8,11 @@ report keep rich, where tables are small and progress bars need it.
 
 from __future__ import annotations
 
-import shutil
 import unicodedata
 from collections.abc import Callable, Sequence
 
 from immichcheck.common.records import CheckResult, RunRecord, Status
+from immichcheck.common.terminal_width import output_width
 from immichcheck.verify.output.common import (
     COMPONENT_TITLES,
     grouped,
@@ -37,7 +37,7 @@ def render_verify_table(run: RunRecord, *, color: bool = False, width: int | Non
     """The run as text tables; ANSI colours only when `color` (the CLI passes isatty)."""
     if width is None:
         # A terminal gets its own width; files and pipes a fixed one, so output is stable.
-        width = shutil.get_terminal_size((120, 24)).columns if color else 120
+        width = output_width(to_terminal=color)
 
     def styled(text: str, style: str) -> str:
         return f"\x1b[{style}m{text}\x1b[0m" if color and style and text else text
