@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,6 +15,7 @@ from immichcheck.cli.options import (
     write_output,
 )
 from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.common.terminal_width import output_width
 
 if TYPE_CHECKING:
     from immichcheck.common.records import RunRecord
@@ -136,7 +138,11 @@ def report(**params: Any) -> int:
         raise ImmichcheckError(f"no runs to report under {reports_dir}")
 
     result = build_report(loaded.runs, loaded.warnings, options)
-    text = render_report(result, params["output_format"])
+    # On a terminal the Markdown report's tables are drawn to fit it; piped or to a file it
+    # stays plain Markdown, the same bytes every time.
+    to_terminal = params["output"] == "-" and sys.stdout.isatty()
+    width = output_width(to_terminal) if to_terminal else None
+    text = render_report(result, params["output_format"], width)
     write_output(text, params["output"])
 
     fail_on = params["fail_on"]
