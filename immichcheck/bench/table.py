@@ -120,9 +120,7 @@ def _draw_table(
     table = Table(title=title, title_justify="left")
     table.add_column("workload", width=workload_width, overflow="fold")
     for column in columns:
-        table.add_column(
-            column.header, justify="right" if column.numeric else "left", no_wrap=True
-        )
+        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True)
     for result in record.benchmarks:
         table.add_row(workload_cell(result), *(column.cell(result) for column in columns))
     buffer = io.StringIO()

@@ -15,9 +15,13 @@ GAP = "  "
 # Longer words (a parameters list without spaces, an image digest) fold rather than widen
 # their column past this.
 FOLD_AT = 20
+# A wrapped text column narrower than this reads poorly: columns are left out first.
+COMFORTABLE = 20
 # Keeps a number and its unit together while wrapping: \x00 is never in a cell's text.
 _GLUE = "\x00"
-_NUMBER_THEN_UNIT = re.compile(r"(\d) (?=[A-Za-zµ%/]+\b)")
+_NUMBER_THEN_UNIT = re.compile(
+    r"(\d) (?=(?:[kM]?ops/s|[nµm]?s|[KMGT]i?B(?:/s)?|IOPS|x)(?:[,;)]|\s|$))"
+)
 
 
 def cell_len(text: str) -> int:
@@ -93,23 +97,32 @@ def fit_table(
 ) -> list[str]:
     """`rows` under `header` as aligned text lines at most `width` columns wide.
 
-    While even the narrowest layout is too wide, the columns named in `droppable` are left
-    out, first named first. The room left over goes to the columns whose text wraps most.
+    While the table would not fit with its text columns wrapped to COMFORTABLE columns, the
+    columns named in `droppable` are left out, first named first. Then the narrowest columns
+    (values, statuses) get their full width first, and the text columns share what is left.
     """
-    keep = list(range(len(header)))
     columns = [[header[i], *(row[i] for row in rows)] for i in range(len(header))]
+    natural = [max(cell_len(cell) for cell in column) for column in columns]
+    least = [_least_width(column) for column in columns]
+    comfortable = [min(natural[i], max(least[i], COMFORTABLE)) for i in range(len(header))]
+    keep = list(range(len(header)))
 
-    def least(indexes: list[int]) -> int:
-        return sum(_least_width(columns[i]) for i in indexes) + len(GAP) * (len(indexes) - 1)
+    def total(widths: Sequence[int], indexes: list[int]) -> int:
+        return sum(widths[i] for i in indexes) + len(GAP) * (len(indexes) - 1)
 
     for name in droppable:
-        if least(keep) <= width:
+        if total(comfortable, keep) <= width:
             break
         if name in header:
             keep.remove(list(header).index(name))
-    natural = {i: max(cell_len(cell) for cell in columns[i]) for i in keep}
-    widths = {i: _least_width(columns[i]) for i in keep}
-    spare = width - least(keep)
+    widths = list(least)
+    spare = width - total(widths, keep)
+    for i in sorted(keep, key=lambda i: natural[i]):
+        grow = min(spare, natural[i] - widths[i])
+        if grow < natural[i] - widths[i]:
+            break  # this and every wider column share what is left, below
+        widths[i] += grow
+        spare -= grow
     # One column at a time to the column still furthest from its natural width.
     while spare > 0:
         short = max(keep, key=lambda i: natural[i] - widths[i])
