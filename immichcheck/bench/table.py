@@ -67,6 +67,7 @@ BENCH_COLUMNS = (
     BenchColumn("MB/s", lambda r: format_bytes_rate(r.bytes_per_second)),
     BenchColumn("errors", lambda r: str(r.errors)),
 )
+DEFAULT_ENGINE = "immichcheck"
 HEADERS = ["workload", *(column.header for column in BENCH_COLUMNS)]
 ALWAYS_SHOWN = ("p50", "p99", "throughput")
 # What a narrower table gives up first comes last here.
@@ -113,23 +114,30 @@ def _draw_table(
     from rich.table import Table
 
     title = f"immichcheck bench {record.run_id} on {record.node}"
-    if not any(column.header == "engine" for column in columns):
-        engines = sorted({r.engine for r in record.benchmarks})
-        if engines:
-            title += f", engine {', '.join(engines)}"
-    table = Table(title=title, title_justify="left")
+    engines = {r.engine for r in record.benchmarks}
+    # Without the engine column, the title names a run's one engine; in a mixed run each
+    # row measured by another tool says so in its workload cell.
+    engine_hidden = not any(column.header == "engine" for column in columns)
+    if engine_hidden and len(engines) == 1:
+        title += f", engine {engines.pop()}"
+    mixed = engine_hidden and len(engines) > 1
+    # The title above the table, not in it: rich wraps a title to the table's own width.
+    table = Table()
     table.add_column("workload", width=workload_width, overflow="fold")
     for column in columns:
         table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True)
     for result in record.benchmarks:
-        table.add_row(workload_cell(result), *(column.cell(result) for column in columns))
+        workload = workload_cell(result)
+        if mixed and result.engine != DEFAULT_ENGINE:
+            workload += f" (by {result.engine})"
+        table.add_row(workload, *(column.cell(result) for column in columns))
     buffer = io.StringIO()
     console = Console(
         file=buffer, width=width, force_terminal=color, color_system="auto" if color else None
     )
     console.print(table)
-    # rich pads the title line to the console width; trailing spaces only fold narrow mailers.
-    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
+    drawn = [line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines()]
+    return "\n".join([*textwrap.wrap(title, width, break_on_hyphens=False), *drawn])
 
 
 def _wrapped(lines: list[str], width: int | None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -223,7 +224,8 @@ def bench(
         width = output_width(output == "-" and sys.stdout.isatty())
         text = render_bench_table(outcome.record, width=width, wide=wide)
         for name, reason in outcome.skipped.items():
-            text += f"skipped {name}: {reason}\n"
+            text += textwrap.fill(f"skipped {name}: {reason}", width, subsequent_indent="  ")
+            text += "\n"
         text += f"saved: {saved}\n"
     write_output(text, output)
     for name, message in outcome.suite_errors.items():
