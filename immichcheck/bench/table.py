@@ -141,13 +141,12 @@ def _draw_table(
 
 
 def _wrapped(lines: list[str], width: int | None) -> list[str]:
-    """Lines wrapped to `width`, continuation lines indented under a list item's text."""
+    """Lines wrapped to `width`, continuation lines indented (under a list item's text)."""
     if width is None:
         return lines
     out: list[str] = []
     for line in lines:
-        indent = "  " if line.startswith("- ") else ""
-        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        out += textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False) or [""]
     return out
 
 

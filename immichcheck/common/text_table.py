@@ -17,6 +17,8 @@ GAP = "  "
 FOLD_AT = 20
 # A wrapped text column narrower than this reads poorly: columns are left out first.
 COMFORTABLE = 20
+# A comma between list items (`concurrency=1,dataset=synthetic`), not inside a number.
+_LIST_COMMA = re.compile(r",(?=[A-Za-z_])")
 # Keeps a number and its unit together while wrapping: \x00 is never in a cell's text.
 _GLUE = "\x00"
 _NUMBER_THEN_UNIT = re.compile(
@@ -74,13 +76,14 @@ def _split_at_cells(word: str, width: int) -> tuple[str, str]:
 
 
 def wrap_value_cells(text: str, width: int) -> list[str]:
-    """Like wrap_cells, but a number is never parted from its unit."""
-    glued = _NUMBER_THEN_UNIT.sub(r"\1" + _GLUE, text)
+    """Like wrap_cells, but a number is never parted from its unit, and a list written
+    `a=1,b=2` may break after its commas (`a=1, b=2`) rather than inside a name."""
+    glued = _NUMBER_THEN_UNIT.sub(r"\1" + _GLUE, _LIST_COMMA.sub(", ", text))
     return [line.replace(_GLUE, " ") for line in wrap_cells(glued, width)]
 
 
 def _words(text: str) -> list[str]:
-    return _NUMBER_THEN_UNIT.sub(r"\1" + _GLUE, text).split()
+    return _NUMBER_THEN_UNIT.sub(r"\1" + _GLUE, _LIST_COMMA.sub(", ", text)).split()
 
 
 def _least_width(cells: Sequence[str]) -> int:
