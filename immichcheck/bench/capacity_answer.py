@@ -52,6 +52,7 @@ def capacity_answer(
     assets: int | None = None,
     library_bytes: int | None = None,
     faces_per_photo: float | None = None,
+    width: int = 100,
 ) -> str:
     """One paragraph: how long this node takes for the library ('' without ML/upload results)."""
     if not measures_capacity(record):
@@ -59,4 +60,4 @@ def capacity_answer(
     inputs = inputs_from_runs(
         [record], assets=assets, library_bytes=library_bytes, faces_per_photo=faces_per_photo
     )
-    return capacity_paragraph(estimate_capacity([record], inputs), record.node)
+    return capacity_paragraph(estimate_capacity([record], inputs), record.node, width)

@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import os
 import socket
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from immichcheck import __version__
-from immichcheck.bench.base import BenchContext, Progress, SilentProgress, load_profile
+from immichcheck.bench.base import BenchContext, Progress, load_profile
+from immichcheck.bench.progress_display import InWords, terminal_progress
 from immichcheck.bench.suites import SUITE_MODULES, available_suites, load_suite
 from immichcheck.common.errors import ImmichcheckError
 from immichcheck.common.host_facts import host_facts
@@ -58,44 +58,6 @@ class BenchOutcome:
     record: RunRecord
     skipped: dict[str, str]
     suite_errors: dict[str, str]
-
-
-class ConsoleProgress:
-    """Progress on a terminal (a rich status line on stderr); nothing when not a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self._console = Console(stderr=True)
-        self._message = "starting"
-        self._status = self._console.status(self._message)
-
-    def __enter__(self) -> ConsoleProgress:
-        self._status.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._status.stop()
-
-    def step(self, message: str) -> None:
-        """Show the current step."""
-        self._message = message
-        self._status.update(message)
-
-    def advance(self, done: int, total: int | None = None) -> None:
-        """Show progress within the step, e.g. 'building the dataset (2/4)'."""
-        suffix = f" ({done}/{total})" if total else f" ({done})"
-        self._status.update(self._message + suffix)
-
-
-@contextlib.contextmanager
-def terminal_progress(enabled: bool) -> Iterator[Progress]:
-    """A ConsoleProgress when enabled and stderr is a terminal, else SilentProgress."""
-    if enabled and sys.stderr.isatty():
-        with ConsoleProgress() as progress:
-            yield progress
-    else:
-        yield SilentProgress()
 
 
 def select_suites(request: BenchRequest, ctx: BenchContext) -> tuple[list[str], dict[str, str]]:
@@ -190,7 +152,7 @@ def run_bench(
         else terminal_progress(progress_enabled)
     )
     with chosen_progress as shown:
-        ctx.progress = shown
+        ctx.progress = InWords(shown)
         if request.local:
             results, names, skipped, errors = _run_local(request, ctx, settings)
         else:

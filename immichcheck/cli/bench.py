@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -16,6 +18,7 @@ from immichcheck.cli.options import (
     write_output,
 )
 from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.common.terminal_width import output_width
 
 PROFILES = ("quick", "standard", "full")
 
@@ -106,6 +109,12 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @option("--in-job", is_flag=True, hidden=True, help="Run as the node benchmark Job's process.")
 @capacity_options
 @output_options(("table", "json"), "table")
+@option(
+    "--wide",
+    is_flag=True,
+    help="Table: draw every column (engine, p95, p99.9, max, MB/s, errors) however wide. "
+    "Otherwise the table fits the terminal, or 100 columns when piped or written to a file.",
+)
 @store_options
 @target_options
 @click.pass_context
@@ -135,6 +144,7 @@ def bench(
     faces_per_photo: float | None,
     output_format: str,
     output: str,
+    wide: bool,
     reports_dir: str,
     kubeconfig: str | None,
     context: str | None,
@@ -218,11 +228,17 @@ def bench(
     if output_format == "json":
         text = record.to_json() + "\n"
     else:
-        text = render_bench_table(record)
+        width = output_width(output == "-" and sys.stdout.isatty())
+        text = render_bench_table(record, width=width, wide=wide)
         for name, reason in outcome.skipped.items():
-            text += f"skipped {name}: {reason}\n"
+            text += textwrap.fill(f"skipped {name}: {reason}", width, subsequent_indent="  ")
+            text += "\n"
         answer = capacity_answer(
-            record, assets=assets, library_bytes=library_bytes, faces_per_photo=faces_per_photo
+            record,
+            assets=assets,
+            library_bytes=library_bytes,
+            faces_per_photo=faces_per_photo,
+            width=width,
         )
         text += f"\n{answer}\n" if answer else ""
         text += f"saved: {saved}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from immichcheck.bench.nodes.remote import (
 from immichcheck.cli.options import write_output
 from immichcheck.common.errors import ExitCode, ImmichcheckError
 from immichcheck.common.records import RunRecord
+from immichcheck.common.terminal_width import PIPED_WIDTH, output_width
 
 
 def forwarded_arguments(params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -84,7 +86,14 @@ def node_request(params: Mapping[str, Any], reports_dir: Path) -> NodeBenchReque
     )
 
 
-def render_node_result(result: NodeBenchResult, output_format: str, *, single: bool) -> str:
+def render_node_result(
+    result: NodeBenchResult,
+    output_format: str,
+    *,
+    single: bool,
+    width: int = PIPED_WIDTH,
+    wide: bool = False,
+) -> str:
     """Tables per node and, for 2+ nodes, their comparison; or JSON.
 
     JSON is the run record for `--node` (as `bench --local` prints it) and a list of records
@@ -104,7 +113,7 @@ def render_node_result(result: NodeBenchResult, output_format: str, *, single: b
         if run.record is None:
             continue
         parts.append(f"== node {run.node} (Job {run.job}) ==\n")
-        parts.append(render_bench_table(run.record))
+        parts.append(render_bench_table(run.record, width=width, wide=wide))
         for name, reason in (run.record.settings.get("skipped") or {}).items():
             parts.append(f"skipped {name}: {reason}\n")
         parts.append(f"saved: {run.saved}\n\n")
@@ -131,10 +140,15 @@ def run_node_command(
     """`bench --node/--nodes/--all-nodes`: run, write the output, return the exit code."""
     request = node_request(params, reports_dir)
     result = run_on_nodes(request, echo)
+    destination = str(params.get("output") or "-")
     text = render_node_result(
-        result, str(params.get("output_format") or "table"), single=bool(params.get("node"))
+        result,
+        str(params.get("output_format") or "table"),
+        single=bool(params.get("node")),
+        width=output_width(destination == "-" and sys.stdout.isatty()),
+        wide=bool(params.get("wide")),
     )
-    write_output(text, str(params.get("output") or "-"))
+    write_output(text, destination)
     suite_errors = [
         f"node {run.node}: suite {name}: {message}"
         for run in result.runs

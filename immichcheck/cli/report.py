@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,6 +16,7 @@ from immichcheck.cli.options import (
     write_output,
 )
 from immichcheck.common.errors import ExitCode, ImmichcheckError
+from immichcheck.common.terminal_width import output_width
 
 if TYPE_CHECKING:
     from immichcheck.common.records import RunRecord
@@ -148,7 +150,11 @@ def report(**params: Any) -> int:
             faces_per_photo=params["faces_per_photo"],
         ),
     )
-    text = render_report(result, params["output_format"])
+    # On a terminal the Markdown report's tables are drawn to fit it; piped or to a file it
+    # stays plain Markdown, the same bytes every time.
+    to_terminal = params["output"] == "-" and sys.stdout.isatty()
+    width = output_width(to_terminal) if to_terminal else None
+    text = render_report(result, params["output_format"], width)
     write_output(text, params["output"])
 
     fail_on = params["fail_on"]

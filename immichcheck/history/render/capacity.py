@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from immichcheck.common.text_table import fit_table
 from immichcheck.history.capacity import format_estimate
 from immichcheck.history.capacity_model import CapacitySection
 
@@ -18,15 +19,20 @@ def _lead(section: CapacitySection) -> list[str]:
     return [f"Library: {section.library}.", f"Settings: {section.settings}."]
 
 
-def capacity_markdown(section: CapacitySection | None) -> list[str]:
-    """Markdown lines of the Capacity section (none when the report has no section)."""
+def capacity_markdown(section: CapacitySection | None, width: int | None = None) -> list[str]:
+    """Markdown lines of the Capacity section (none when the report has no section); with
+    `width` (a terminal), its table is aligned text that fits it."""
     if section is None:
         return []
     lines = ["## Capacity", "", *_lead(section), ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += [
-        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in _rows(section)
-    ]
+    if width is not None:
+        lines += fit_table(COLUMNS, _rows(section), width)
+    else:
+        lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+            for row in _rows(section)
+        ]
     lines.append("")
     if section.comparisons:
         lines += ["Nodes compared:", ""] + [f"- {c}" for c in section.comparisons] + [""]

@@ -1,9 +1,15 @@
-"""The report as Markdown (GitHub-flavoured tables): the default, for terminals and CI logs."""
+"""The report as Markdown (GitHub-flavoured tables): the default, for terminals and CI logs.
+
+On a terminal (`width` given) the tables become aligned text that fits it: a pipe table
+wider than the screen folds every row, which is unreadable there.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
+from immichcheck.common.text_table import cell_len, fit_table
 from immichcheck.history.render.capacity import capacity_markdown
 from immichcheck.history.render.text import (
     CHANGE_COLUMNS,
@@ -43,13 +49,22 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None = None,
+    droppable: Sequence[str] = (),
+) -> list[str]:
+    """A pipe table; with `width` (a terminal), aligned text that fits it, `droppable`
+    columns left out (first named first) when even wrapped cells would not fit."""
+    if width is not None:
+        return [*fit_table(header, rows, width, droppable=droppable), ""]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return [*lines, ""]
 
 
-def _pairs_section(title: str, pairs: Sequence[PairComparison]) -> list[str]:
+def _pairs_section(title: str, pairs: Sequence[PairComparison], width: int | None) -> list[str]:
     lines: list[str] = []
     groups: dict[tuple[str, str, str], list[PairComparison]] = {}
     for pair in pairs:
@@ -59,12 +74,12 @@ def _pairs_section(title: str, pairs: Sequence[PairComparison]) -> list[str]:
         if rows[0].kind == "path":
             heading += f" (on {node})"
         lines += [heading, ""]
-        lines += _table(pair_columns(left, right), [pair_row(p) for p in rows])
+        lines += _table(pair_columns(left, right), [pair_row(p) for p in rows], width, ("Noise",))
     return lines
 
 
-def render_markdown(report: Report) -> str:
-    """The whole report as Markdown text."""
+def render_markdown(report: Report, width: int | None = None) -> str:
+    """The whole report as Markdown text; with `width`, laid out for a terminal that wide."""
     lines = [
         "# immichcheck report",
         "",
@@ -77,12 +92,19 @@ def render_markdown(report: Report) -> str:
 
     if report.latest:
         lines += ["## Latest runs", ""]
-        lines += _table(LATEST_RUN_COLUMNS, [latest_run_row(r) for r in report.latest])
+        lines += _table(
+            LATEST_RUN_COLUMNS,
+            [latest_run_row(r) for r in report.latest],
+            width,
+            ("Benchmarks", "Kind", "Tags"),
+        )
     if report.failing_checks:
         lines += ["## Checks not passing", ""]
         lines += _table(
             ["Node", "Code", "Status", "Component", "Message"],
             [[c.node, c.code, c.status, c.component, c.message] for c in report.failing_checks],
+            width,
+            ("Component",),
         )
 
     measured = [t for t in report.targets if t.status != TARGET_NOT_MEASURED]
@@ -104,6 +126,8 @@ def render_markdown(report: Report) -> str:
                     ]
                     for t in measured
                 ],
+                width,
+                ("Source",),
             )
         if unmeasured:
             names: dict[str, list[str]] = {}
@@ -112,7 +136,7 @@ def render_markdown(report: Report) -> str:
             listed = "; ".join(f"{k} on {', '.join(v)}" for k, v in names.items())
             lines += [f"Not measured: {listed}.", ""]
 
-    lines += capacity_markdown(report.capacity)
+    lines += capacity_markdown(report.capacity, width)
     if report.changes:
         shown = [c for c in ordered_changes(report.changes) if c.verdict != WITHIN_THRESHOLD]
         quiet = len(report.changes) - len(shown)
@@ -134,15 +158,17 @@ def render_markdown(report: Report) -> str:
                     ]
                     for c in shown
                 ],
+                width,
+                ("Noise", "Rule", "Node", "Baseline"),
             )
         lines += [f"{quiet} more metric(s) changed less than their rule.", ""]
         runs = sorted({(c.node, c.baseline_run, c.current_run) for c in report.changes})
         lines += [f"- {node}: {current} against {base}" for node, base, current in runs] + [""]
 
     if report.node_pairs:
-        lines += _pairs_section("Nodes", report.node_pairs)
+        lines += _pairs_section("Nodes", report.node_pairs, width)
     if report.path_pairs:
-        lines += _pairs_section("Storage paths", report.path_pairs)
+        lines += _pairs_section("Storage paths", report.path_pairs, width)
 
     if report.trends:
         count = max(len(t.run_ids) for t in report.trends)
@@ -159,14 +185,35 @@ def render_markdown(report: Report) -> str:
                 ]
                 for t in report.trends
             ],
+            width,
+            ("Runs", "p95", "Node"),
         )
 
     if report.distributions:
         lines += ["## Latest latency distributions", ""]
-        lines += _table(DISTRIBUTION_COLUMNS, [distribution_row(d) for d in report.distributions])
+        lines += _table(
+            DISTRIBUTION_COLUMNS,
+            [distribution_row(d) for d in report.distributions],
+            width,
+            ("p90", "Samples", "p99.9", "max", "p95", "Node"),
+        )
 
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     if report.warnings:
         lines += ["## Skipped files", ""] + [f"- {w}" for w in report.warnings] + [""]
+    if width is not None:
+        lines = _wrapped(lines, width)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _wrapped(lines: list[str], width: int) -> list[str]:
+    """Text lines wrapped to `width` (tables already fit), list items' continuations indented."""
+    out: list[str] = []
+    for line in lines:
+        if cell_len(line) <= width:
+            out.append(line)
+            continue
+        indent = "  " if line.startswith("- ") else ""
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False)
+    return out

@@ -8,11 +8,11 @@ report keep rich, where tables are small and progress bars need it.
 
 from __future__ import annotations
 
-import shutil
-import unicodedata
 from collections.abc import Callable, Sequence
 
 from immichcheck.common.records import CheckResult, RunRecord, Status
+from immichcheck.common.terminal_width import output_width
+from immichcheck.common.text_table import cell_len, wrap_cells
 from immichcheck.verify.output.common import (
     COMPONENT_TITLES,
     grouped,
@@ -37,7 +37,7 @@ def render_verify_table(run: RunRecord, *, color: bool = False, width: int | Non
     """The run as text tables; ANSI colours only when `color` (the CLI passes isatty)."""
     if width is None:
         # A terminal gets its own width; files and pipes a fixed one, so output is stable.
-        width = shutil.get_terminal_size((120, 24)).columns if color else 120
+        width = output_width(to_terminal=color)
 
     def styled(text: str, style: str) -> str:
         return f"\x1b[{style}m{text}\x1b[0m" if color and style and text else text
@@ -77,55 +77,6 @@ def _row(
             parts.append(styled(text, style) + " " * (cell_width - cell_len(text)))
         out.append(GAP.join(parts).rstrip())
     return out
-
-
-def cell_len(text: str) -> int:
-    """Columns `text` takes on a terminal: East Asian wide characters take two, combining
-    marks none (most messages are ASCII, where this is len)."""
-    if text.isascii():
-        return len(text)
-    return sum(_char_cells(char) for char in text)
-
-
-def _char_cells(char: str) -> int:
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def wrap_cells(text: str, width: int) -> list[str]:
-    """`text` on lines of at most `width` columns: broken between words, a word longer than
-    the column folded (never cut short with an ellipsis: nothing in a verdict is lost)."""
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        while cell_len(word) > width:
-            if line:
-                lines.append(line)
-                line = ""
-            head, word = _split_at_cells(word, width)
-            lines.append(head)
-        if not word:
-            continue
-        candidate = f"{line} {word}" if line else word
-        if cell_len(candidate) <= width:
-            line = candidate
-        else:
-            lines.append(line)
-            line = word
-    if line or not lines:
-        lines.append(line)
-    return lines
-
-
-def _split_at_cells(word: str, width: int) -> tuple[str, str]:
-    """The longest head of `word` that fits `width` columns (at least one character)."""
-    used = 0
-    for index, char in enumerate(word):
-        used += _char_cells(char)
-        if used > width:
-            return word[: max(index, 1)], word[max(index, 1) :]
-    return word, ""
 
 
 COLUMN_GAPS = len(GAP) * (len(HEADERS) - 1)
