@@ -23,7 +23,8 @@ from pathlib import Path
 
 from immichcheck.bench.load.engine import SocketJob, SocketLoadPool
 from immichcheck.bench.local_servers.stack import LocalStack
-from immichcheck.bench.native.tools import pgbench_workload, redis_benchmark_workload
+from immichcheck.bench.native.pgbench import pgbench_workload
+from immichcheck.bench.native.redis_benchmark import redis_benchmark_workload
 from immichcheck.bench.suites.postgres import PostgresTarget, prepared_statement
 from immichcheck.bench.suites.redis import (
     KEY_PREFIX,

@@ -585,9 +585,9 @@ class PostgresSuite:
         if not ctx.pg_dsn:
             return "no PostgreSQL to benchmark (give --pg-dsn or use --local)"
         if ctx.engine == "native":
-            from immichcheck.bench.native import tools as native
+            from immichcheck.bench.native.process import tool_path
 
-            if native.tool_path("pgbench") is None:
+            if tool_path("pgbench") is None:
                 return "--engine native needs pgbench on PATH (apt-get install postgresql-client)"
         return None
 
@@ -606,12 +606,12 @@ class PostgresSuite:
                 # A marked leftover from a crashed run is ours to remove.
                 await drop_bench_schema(connection)
             if ctx.engine == "native":
-                from immichcheck.bench.native import tools as native
+                from immichcheck.bench.native.pgbench import run_pgbench
 
                 if not live:
                     created = True
                     await self._create_round_trip_only(connection)
-                return await native.run_pgbench(ctx, target, settings, live=live)
+                return await run_pgbench(ctx, target, settings, live=live, schema=SCHEMA)
             results: list[BenchmarkResult] = []
             timing = Timing(float(settings["warmup_seconds"]), float(settings["duration_seconds"]))
             ctx.progress.step("postgres.connect")

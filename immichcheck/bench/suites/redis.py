@@ -416,9 +416,9 @@ class RedisSuite:
         if not ctx.redis_url:
             return "no Redis to benchmark (give --redis-url or use --local)"
         if ctx.engine == "native":
-            from immichcheck.bench.native import tools as native
+            from immichcheck.bench.native.process import tool_path
 
-            if native.tool_path("redis-benchmark") is None:
+            if tool_path("redis-benchmark") is None:
                 return "--engine native needs redis-benchmark on PATH (apt-get install redis-tools)"
         return None
 
@@ -437,9 +437,12 @@ class RedisSuite:
             headroom = check_memory_headroom(memory, footprint_bytes(settings), target.location)
             ctx.progress.step("redis: " + headroom)
             if ctx.engine == "native":
-                from immichcheck.bench.native import tools as native
+                from immichcheck.bench.native.redis_benchmark import run_redis_benchmark
 
-                return await native.run_redis_benchmark(ctx, target, settings)
+                value = job_value(int(settings["value_bytes"])).decode()
+                return await run_redis_benchmark(
+                    ctx, target, settings, key_prefix=KEY_PREFIX, value=value
+                )
             return await self._run_workloads(ctx, target, control, settings)
         finally:
             with contextlib.suppress(Exception):
