@@ -30,7 +30,9 @@ COMPONENTS: tuple[str, ...] = (
     "storage",
     "access",
 )
-_MODULES = tuple(f"immichcheck.verify.checks.{name}" for name in COMPONENTS)
+# Checks that live apart from their component's module (the admin API's view: issue 17).
+_MORE_MODULES = ("backups", "queues", "ml_config")
+_MODULES = tuple(f"immichcheck.verify.checks.{name}" for name in (*COMPONENTS, *_MORE_MODULES))
 
 
 @dataclass(frozen=True)
