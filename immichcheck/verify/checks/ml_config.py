@@ -77,7 +77,7 @@ def server_calls_our_ml(facts: Facts) -> Verdict:
     )
 
 
-@check("IC-ML-305", probes=("ml.faces",))
+@check("IC-ML-305", probes=("ml.faces",), requires=("IC-ML-301",))
 def face_detection_with_server_model(facts: Facts) -> Verdict:
     """Face detection and recognition answer with the model the server is configured with."""
     answer = facts["ml.faces"]
