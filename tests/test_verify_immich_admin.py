@@ -507,3 +507,71 @@ def test_backup_names_and_schedules() -> None:
     assert cron_period("0 2 * * 1,4") == timedelta(days=3.5)
     assert cron_period("0 3 1 * *") == timedelta(days=31)
     assert cron_period("not a cron") is None
+
+
+def test_read_system_config_for_other_checks(fake_immich_server: Any) -> None:
+    import asyncio
+
+    from immichcheck.clients import ProbeError
+    from immichcheck.clients.immich_admin import read_system_config
+
+    url, key = fake_immich_server.url, fake_immich_server.admin_api_key
+    config = asyncio.run(read_system_config(url, key, 2.0))
+    assert config["job"]["thumbnailGeneration"] == {"concurrency": 3}
+    assert config["job"]["videoConversion"] == {"concurrency": 1}
+    assert config["backup"]["database"]["keepLastAmount"] == 14
+    with pytest.raises(ProbeError, match="the API key was rejected"):
+        asyncio.run(read_system_config(url, "not-a-key", 2.0))
+
+
+def test_table_with_every_problem_set(
+    fake_immich_server: Any,
+    fake_ml_service: Any,
+    redis_server: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The verify table of the issue's closing note: each problem set on one fake server."""
+    import re
+
+    admin = fake_immich_server.admin
+    admin.backups = []
+    admin.add_backup(timedelta(days=4, hours=2), size=30879)
+    admin.add_backup(timedelta(days=3, hours=2), size=0)
+    admin.config["machineLearning"]["urls"] = ["http://gpu-box:3003"]
+    admin.config["machineLearning"]["facialRecognition"]["modelName"] = "antelopev2"
+    fake_ml_service.broken_models = {"antelopev2"}
+    admin.set_disk_percent(96.4)
+    fake_immich_server.paused_queues = {"thumbnailGeneration"}
+    fake_immich_server.queue_counts = {
+        "thumbnailGeneration": {"waiting": 40, "failed": 57},
+        "smartSearch": {"waiting": 120},
+        "metadataExtraction": {"waiting": 300},
+    }
+    admin.moving_queues = {"metadataExtraction": 25}
+    admin.failed_reasons["thumbnailGeneration"] = ["Error: ENOENT: no such file or directory"]
+    redis_url = redis_server.url.rsplit("/", 1)[0] + "/6"
+    args = [
+        *server_args(fake_immich_server, f"{NEW_CODES},IC-SV-428,IC-ML-302,IC-ML-305"),
+        *("--ml-url", fake_ml_service.url, "--redis-url", redis_url, "--timeout", "2"),
+    ]
+    code, out, _err = run_cli(["verify", *args, "--format", "table", "--no-save"], capsys)
+    rows = dict(
+        (match.group(2), match.group(1))
+        for match in re.finditer(r"^(PASS|WARN|FAIL|ERROR|SKIP)\s+(IC-\S+)", out, re.M)
+    )
+    assert rows == {
+        "IC-ML-302": "PASS",
+        "IC-ML-304": "WARN",
+        "IC-ML-305": "FAIL",
+        "IC-SV-421": "PASS",
+        "IC-SV-422": "FAIL",
+        "IC-SV-423": "FAIL",
+        "IC-SV-424": "PASS",
+        "IC-SV-425": "WARN",
+        "IC-SV-426": "WARN",
+        "IC-SV-427": "FAIL",
+        "IC-SV-428": "WARN",
+        "IC-ST-505": "FAIL",
+    }
+    assert "CRITICAL: 3 PASS, 4 WARN, 5 FAIL, 0 ERROR, 0 SKIP" in out
+    assert code == 2

@@ -115,8 +115,9 @@ def no_queue_stalled(facts: Facts) -> Verdict:
         else:
             moving.append(f"{name} (waiting {before.get('waiting')} -> {after.get('waiting')})")
     if stalled:
+        also = f"; moving: {', '.join(moving)}" if moving else ""
         return failed(
-            f"stalled: {', '.join(stalled)}: none active and no change in {settle:.1f} s",
+            f"stalled: {', '.join(stalled)}: none active and no change in {settle:.1f} s{also}",
             _target(data),
             stalled=stalled,
         )
