@@ -82,10 +82,25 @@ class AdminProbes:
         config = None
         if options.api_key:
             admin = await self.admin()
-            config, listing = await asyncio.gather(
-                admin.get(api.SYSTEM_CONFIG), admin.get(api.DATABASE_BACKUPS)
+            try:
+                config, listing = await asyncio.gather(
+                    admin.get(api.SYSTEM_CONFIG), admin.get(api.DATABASE_BACKUPS)
+                )
+            except ProbeError as exc:
+                if not options.media_path:
+                    # IC-SV-401 reports the unreachable server; here it is a missing source.
+                    raise ProbeSkipped(f"the server did not answer ({exc})") from exc
+                listing = {"status": 0}
+            # A 5xx or a 200 that is not JSON is a broken server (IC-SV-401 says so), not a
+            # backup problem: the files are read instead, or the checks SKIP.
+            broken = listing["status"] >= 500 or (
+                listing["status"] == 200 and not isinstance(listing.get("json"), dict)
             )
-            older = listing["status"] == 404
+            if broken and not options.media_path:
+                raise ProbeSkipped(
+                    f"the server is not answering its API (HTTP {listing['status']})"
+                )
+            older = listing["status"] in (0, 404) or broken
             if not (older and options.media_path):
                 where = f"{admin.base_url}{api.DATABASE_BACKUPS}"
                 body = listing["json"] if isinstance(listing["json"], dict) else {}

@@ -23,6 +23,7 @@ from immichcheck.verify.checks import (
 from immichcheck.verify.checks.admin_answers import unusable
 
 _PROBES = ("immich.queues",)
+_AFTER_PING = ("IC-SV-401",)  # a server that does not answer is reported once, there
 DEFAULT_FAILED_WARN = 10
 # The counts BullMQ gives for a queue and the Redis key each comes from (clients/redis.py).
 REDIS_STATE = {"waiting": "wait", "active": "active", "failed": "failed", "delayed": "delayed"}
@@ -44,7 +45,7 @@ def _target(data: Mapping[str, Any]) -> str:
     return f"{data['url']}{data['path']}"
 
 
-@check("IC-SV-425", probes=_PROBES)
+@check("IC-SV-425", probes=_PROBES, requires=_AFTER_PING)
 def no_queue_paused(facts: Facts) -> Verdict:
     """No job queue is paused."""
     data, problem = _states(facts)
@@ -63,7 +64,7 @@ def no_queue_paused(facts: Facts) -> Verdict:
     return passed(f"none of {len(data['first'])} queues paused", _target(data))
 
 
-@check("IC-SV-426", probes=_PROBES)
+@check("IC-SV-426", probes=_PROBES, requires=_AFTER_PING)
 def failed_jobs_under_threshold(facts: Facts) -> Verdict:
     """No queue holds more failed jobs than the threshold (--failed-jobs-warn)."""
     data, problem = _states(facts)
@@ -88,7 +89,7 @@ def failed_jobs_under_threshold(facts: Facts) -> Verdict:
     return passed(f"{total} failed job(s) in all, none over {threshold} per queue", _target(data))
 
 
-@check("IC-SV-427", probes=_PROBES)
+@check("IC-SV-427", probes=_PROBES, requires=_AFTER_PING)
 def no_queue_stalled(facts: Facts) -> Verdict:
     """No queue has work waiting with nothing active and no change across two readings."""
     data, problem = _states(facts)
@@ -124,7 +125,7 @@ def no_queue_stalled(facts: Facts) -> Verdict:
     return passed(f"moving: {', '.join(moving)}", _target(data))
 
 
-@check("IC-SV-428", probes=("immich.queues", "redis"))
+@check("IC-SV-428", probes=("immich.queues", "redis"), requires=_AFTER_PING)
 def queues_agree_with_redis(facts: Facts) -> Verdict:
     """The server's queue counts match the BullMQ keys in the Redis verify reads."""
     data, problem = _states(facts)

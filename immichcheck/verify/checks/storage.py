@@ -120,7 +120,7 @@ def immich_markers(facts: Facts) -> list[Verdict]:
     return verdicts
 
 
-@check("IC-ST-505", probes=("immich.storage",))
+@check("IC-ST-505", probes=("immich.storage",), requires=("IC-SV-401",))
 def server_disk_usage(facts: Facts) -> Verdict:
     """The media disk, as the server sees it, is below the warn and fail usage percentages."""
     from immichcheck.clients.immich_admin import SERVER_STORAGE
