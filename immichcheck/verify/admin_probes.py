@@ -47,7 +47,14 @@ class AdminProbes:
         from immichcheck.clients.immich_admin import SYSTEM_CONFIG
 
         admin = await self.admin()
-        answer = await admin.get(SYSTEM_CONFIG)
+        try:
+            answer = await admin.get(SYSTEM_CONFIG)
+        except ProbeError as exc:
+            # The ML block comes before the server's in the catalogue, so IC-ML-304 cannot
+            # wait for IC-SV-401: an unreachable server is reported there, skipped here.
+            raise ProbeSkipped(f"the server did not answer ({exc})") from exc
+        if answer["status"] >= 500 or (answer["status"] == 200 and answer["json"] is None):
+            raise ProbeSkipped(f"the server is not answering its API (HTTP {answer['status']})")
         return {"url": admin.base_url, "answer": answer, "ml_url": self.targets.options.ml_url}
 
     async def _ml_config(self) -> dict[str, Any] | None:

@@ -310,8 +310,10 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
         try:
             await asyncio.shield(ml_ping_shared())
         except ProbeSkipped:
+            model.cancel()
             raise
         except Exception as exc:
+            model.cancel()
             # A service that did not answer /ping would only hold the run for the whole
             # inference timeout (10 s) before failing the same way.
             raise ProbeSkipped(f"the ML service did not answer /ping: {exc}") from exc

@@ -31,7 +31,7 @@ def _same_url(one: str, other: str) -> bool:
     return one.rstrip("/").lower() == other.rstrip("/").lower()
 
 
-@check("IC-ML-304", probes=("immich.config",), requires=("IC-SV-401",))
+@check("IC-ML-304", probes=("immich.config",))
 def server_calls_our_ml(facts: Facts) -> Verdict:
     """One of the server's ML URLs is the ML Service of manifests/ (or the given --ml-url)."""
     data = facts["immich.config"]
