@@ -33,8 +33,8 @@ from immichcheck.history.capacity import (
 )
 from immichcheck.history.prometheus import format_value
 from immichcheck.history.store import save_run
+from tests.fakes.immich_library import seed_library
 from tests.fakes.immich_server import FakeImmichServer
-from tests.fakes.immich_system_config import seed_library
 from tests.fakes.ml_service import FakeMLService
 from tests.test_store_factories import generated, run
 
@@ -104,7 +104,9 @@ def measured(
     seed_library(
         server, photos=PHOTOS, videos=VIDEOS, photo_bytes=PHOTO_BYTES, video_bytes=VIDEO_BYTES
     )
-    server.system_config["job"]["faceDetection"]["concurrency"] = 1
+    server.admin.config["job"]["faceDetection"]["concurrency"] = 1
+    # A secret the real config holds (SMTP): the run record must never carry it.
+    server.admin.config["notifications"]["smtp"]["transport"]["password"] = "smtp-secret"
     reports = folder / "reports"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("IMMICHCHECK_HOME", str(_tiny_home(folder / "home")))
@@ -281,7 +283,7 @@ def _with_facts(record: RunRecord, facts: dict[str, object]) -> RunRecord:
 def test_ocr_and_faces_disabled_on_the_server_say_so(
     measured: Measured, fake_immich_server: FakeImmichServer
 ) -> None:
-    learning = fake_immich_server.system_config["machineLearning"]
+    learning = fake_immich_server.admin.config["machineLearning"]
     learning["ocr"]["enabled"] = False
     learning["facialRecognition"]["enabled"] = False
     facts = read_library_facts(fake_immich_server.url, fake_immich_server.admin_api_key, 5.0)

@@ -660,7 +660,7 @@ def test_table_says_what_happened(scene: Scene) -> None:
     )
     assert_clean(outcome)
     assert outcome.code == 3
-    row = next(line for line in outcome.out.splitlines() if "IC-SV-401" in line)
+    row = next(line for line in outcome.out.splitlines() if line.split()[1:2] == ["IC-SV-401"])
     assert row.startswith("ERROR") and "connection refused" in row
     assert (
         outcome.out.rstrip().splitlines()[-1].startswith("UNKNOWN: 0 PASS, 0 WARN, 0 FAIL, 1 ERROR")

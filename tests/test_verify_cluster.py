@@ -54,6 +54,8 @@ def test_healthy_cluster_and_services_all_pass(
         "immich-postgres-secret",
         {"username": "immich", "password": vector_postgres_server.password},
     )
+    # As immich-config.json of manifests/ sets it (Immich's own default names another host).
+    fake_immich_server.admin.config["machineLearning"]["urls"] = ["http://immich-ml:3003"]
     args = [
         *cluster_args,
         "--pg-dsn", immich_database_dsn,

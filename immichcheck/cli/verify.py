@@ -185,12 +185,34 @@ def _print_catalogue(output_format: str) -> None:
     show_default=True,
     help="Minimum free space on the data path (README: 10 GB).",
 )
+@option(
+    "--storage-warn-percent",
+    type=click.FloatRange(0, 100),
+    default=80.0,
+    show_default=True,
+    help="Warn when the server reports its media disk at least this full (IC-ST-505).",
+)
+@option(
+    "--storage-fail-percent",
+    type=click.FloatRange(0, 100),
+    default=95.0,
+    show_default=True,
+    help="Fail when the server reports its media disk at least this full (IC-ST-505).",
+)
+@option(
+    "--failed-jobs-warn",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Warn when a job queue holds more failed jobs than this (IC-SV-426).",
+)
 @option("--no-inference", is_flag=True, help="Skip the CLIP text inference on the ML service.")
 @option(
     "--clip-model",
     default="ViT-B-32__openai",
     show_default=True,
-    help="CLIP model for the inference check.",
+    help="CLIP model for the inference check when the server's config cannot be read "
+    "(with --api-key the server's configured model is used).",
 )
 @option(
     "--timeout",
@@ -264,6 +286,10 @@ def run_verify_command(params: dict[str, Any]) -> int:
     )
     from immichcheck.verify.output.formats import render_verify
 
+    if params["storage_warn_percent"] > params["storage_fail_percent"]:
+        from immichcheck.common.errors import ImmichcheckError
+
+        raise ImmichcheckError("--storage-warn-percent must not be above --storage-fail-percent")
     options = TargetOptions.from_params(params)
     codes = select_codes(load_catalogue(), params["only"], params["skip"])
     expected = load_expected_state(params.get("manifests_dir"))
@@ -287,6 +313,9 @@ def run_verify_command(params: dict[str, Any]) -> int:
         min_free_bytes={"media": params["min_free_media"], "data": params["min_free_data"]},
         body_limit_size=params["body_limit_size"],
         body_limit_budget=params["body_limit_budget"],
+        storage_warn_percent=params["storage_warn_percent"],
+        storage_fail_percent=params["storage_fail_percent"],
+        failed_jobs_warn=params["failed_jobs_warn"],
     )
     request = VerifyRequest(
         options=options,

@@ -91,6 +91,11 @@ def _verify_for(base_url: str, ca_file: str | None) -> Any:
     return ssl.create_default_context(cafile=ca_file) if ca_file else _tls_context()
 
 
+def http_client(base_url: str, timeout: float, ca_file: str | None = None) -> Any:
+    """An httpx client as every probe here makes one: timeout, TLS as asked, no env proxy."""
+    return _client(base_url, timeout, ca_file=ca_file)
+
+
 def _client(
     base_url: str, timeout: float, host: str | None = None, ca_file: str | None = None
 ) -> Any:

@@ -239,6 +239,9 @@ class RunSettings:
     slow_inference_seconds: float = 1.0
     clip_model: str = "ViT-B-32__openai"
     min_free_bytes: dict[str, int] = field(default_factory=dict)
+    storage_warn_percent: float = 80.0  # the server's view of the media disk (IC-ST-505)
+    storage_fail_percent: float = 95.0
+    failed_jobs_warn: int = 10  # failed jobs per queue before IC-SV-426 warns
     # access checks (immichcheck/clients/access.py)
     body_limit_size: int = 100_000_000
     body_limit_budget: float = 60.0
@@ -248,14 +251,19 @@ class RunSettings:
         return {
             "slow_inference_seconds": self.slow_inference_seconds,
             "min_free_bytes": dict(self.min_free_bytes),
+            "storage_warn_percent": self.storage_warn_percent,
+            "storage_fail_percent": self.storage_fail_percent,
+            "failed_jobs_warn": self.failed_jobs_warn,
         }
 
 
 def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[ProbeFunction, float]]:
     """Every probe verify knows, bound to this run's targets; value = (function, safety guard)."""
     from immichcheck.clients import http, postgres, redis, storage
+    from immichcheck.verify.admin_probes import AdminProbes
 
     options = targets.options
+    admin = AdminProbes(targets, settings)
     timeout = settings.timeout
     # The guard covers waiting for the snapshot or a port-forward first, plus the probe itself.
     after_kube = 3 * timeout + 1.0
@@ -290,17 +298,21 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
     async def ml_predict_probe() -> Any:
         if not settings.inference:
             raise ProbeSkipped("inference disabled with --no-inference")
+        # The model the server is configured with, read while /ping is awaited.
+        model = asyncio.ensure_future(admin.clip_model(settings.clip_model))
         try:
             await asyncio.shield(ml_ping_shared())
         except ProbeSkipped:
+            model.cancel()
             raise
         except Exception as exc:
+            model.cancel()
             # A service that did not answer /ping would only hold the run for the whole
             # inference timeout (10 s) before failing the same way.
             raise ProbeSkipped(f"the ML service did not answer /ping: {exc}") from exc
         url = await targets.ml_url()
         return await bounded(
-            http.ml_text_embedding(url, settings.inference_timeout, settings.clip_model),
+            http.ml_text_embedding(url, settings.inference_timeout, await model),
             settings.inference_timeout,
             f"{url}/predict",
         )
@@ -357,6 +369,7 @@ def probe_functions(targets: Any, settings: RunSettings) -> dict[str, tuple[Prob
 
     return {
         **bind_access_probes(targets, settings),
+        **admin.functions(),
         "kube": (kube_probe, 2 * timeout + 1.0),
         "postgres": (postgres_probe, after_kube),
         "redis": (redis_probe, after_kube),

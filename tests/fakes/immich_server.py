@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from immichcheck.clients.immich_queues import QUEUE_NAMES, QUEUES_ADDED_IN_V2_7
+from tests.fakes import immich_admin
 from tests.fakes.http_base import FakeHTTPServer, FilePart, Request, Response
-from tests.fakes.immich_system_config import default_system_config, system_config_route
 from tests.fakes.socket_io import SocketHub
 
 DEFAULT_VERSION = (2, 7, 5)
@@ -244,6 +244,7 @@ class FakeImmichServer(FakeHTTPServer):
         self.features: dict[str, bool] = {}
         self.queue_counts: dict[str, dict[str, int]] = {}
         self.paused_queues: set[str] = set()
+        self.admin = immich_admin.AdminState()  # system config, backups, disk (immich_admin.py)
         self.users: dict[str, FakeUser] = {}
         self.api_keys: dict[str, FakeApiKey] = {}
         self.sessions: dict[str, str] = {}
@@ -285,13 +286,13 @@ class FakeImmichServer(FakeHTTPServer):
             }
             self.queue_counts = {}
             self.paused_queues = set()
+            self.admin = immich_admin.reset_state(self)
             self.users = {}
             self.api_keys = {}
             self.sessions = {}
             self.assets = {}
             self.requests = []
             self.processing_delay = 0.0
-            self.system_config = default_system_config()  # tests/fakes/immich_system_config.py
             self.socket_hub.reset()
             self.admin_password = ""
             self.admin_api_key = ""
@@ -362,6 +363,9 @@ class FakeImmichServer(FakeHTTPServer):
         method = request.method
         if path == "/api/socket.io":
             return self.socket_hub.handle(request)
+        admin_answer = immich_admin.route(self, request, path)
+        if admin_answer is not None:
+            return admin_answer
         server_route = self._server_route(path)
         if server_route is not None:
             if method != "GET":
@@ -378,7 +382,6 @@ class FakeImmichServer(FakeHTTPServer):
             ("DELETE", "/api/assets"): self._delete_assets,
             ("POST", "/api/assets/bulk-upload-check"): self._bulk_upload_check,
             ("GET", "/api/jobs"): self._jobs,
-            ("GET", "/api/system-config"): lambda r: system_config_route(self, r),
             ("GET", "/api/timeline/buckets"): self._timeline_buckets,
             ("GET", "/api/timeline/bucket"): self._timeline_bucket,
             ("POST", "/api/search/smart"): self._smart_search,
@@ -522,18 +525,7 @@ class FakeImmichServer(FakeHTTPServer):
     def _storage(self, request: Request, user: FakeUser) -> Response:
         size = 2_000_000_000_000
         used = 400_000_000_000 + sum(asset.size for asset in self.live_assets())
-        return Response.json(
-            200,
-            {
-                "diskSize": "1.8 TiB",
-                "diskUse": "372.5 GiB",
-                "diskAvailable": "1.5 TiB",
-                "diskSizeRaw": size,
-                "diskUseRaw": used,
-                "diskAvailableRaw": size - used,
-                "diskUsagePercentage": round(used * 100 / size, 2),
-            },
-        )
+        return Response.json(200, immich_admin.storage_body(self, size, used))
 
     @_signed_in("server.statistics", admin=True)
     def _statistics(self, request: Request, user: FakeUser) -> Response:

@@ -87,6 +87,8 @@ class FakeMLService(FakeHTTPServer):
         self.cold_start: float = 0.0
         self.clip_dimension = DEFAULT_CLIP_DIMENSION
         self.faces_per_image = 1
+        # Models that cannot load (a name the model hub does not have): /predict answers 500.
+        self.broken_models: set[str] = set()
         self.loaded_models: set[tuple[str, str, str]] = set()
         self.requests: list[dict[str, Any]] = []
         self.reset()
@@ -98,6 +100,7 @@ class FakeMLService(FakeHTTPServer):
             self.cold_start = 0.0
             self.clip_dimension = DEFAULT_CLIP_DIMENSION
             self.faces_per_image = 1
+            self.broken_models = set()
             self.loaded_models = set()
             self.requests = []
 
@@ -164,6 +167,8 @@ class FakeMLService(FakeHTTPServer):
         wants_image = any(task.kind in ("visual", "detection") for task in tasks)
         if (image is None) == wants_image:
             # A text handed to an image model (or the reverse) fails inside the model.
+            return Response.text(500, "Internal Server Error")
+        if any(task.model_name in self.broken_models for task in tasks):
             return Response.text(500, "Internal Server Error")
         self._load_models(tasks)
         if image is not None:

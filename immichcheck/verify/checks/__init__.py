@@ -31,7 +31,8 @@ COMPONENTS: tuple[str, ...] = (
     "storage",
     "access",
 )
-# One module per component, plus the modules the cluster checks are split into by subject.
+# One module per component, plus the modules some components' checks are split into by
+# subject (the cluster's; the admin API's view of backups, queues and ML settings).
 _MODULES = tuple(
     f"immichcheck.verify.checks.{name}"
     for name in (
@@ -41,6 +42,9 @@ _MODULES = tuple(
         "cluster_drift",
         "cluster_references",
         "cluster_annotations",
+        "backups",
+        "queues",
+        "ml_config",
     )
 )
 

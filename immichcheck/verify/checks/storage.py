@@ -118,3 +118,32 @@ def immich_markers(facts: Facts) -> list[Verdict]:
     if not verdicts:
         verdicts.append(skipped("no media path given (--media-path)"))
     return verdicts
+
+
+@check("IC-ST-505", probes=("immich.storage",), requires=("IC-SV-401",))
+def server_disk_usage(facts: Facts) -> Verdict:
+    """The media disk, as the server sees it, is below the warn and fail usage percentages."""
+    from immichcheck.clients.immich_admin import SERVER_STORAGE
+    from immichcheck.verify.checks.admin_answers import unusable
+
+    data = facts["immich.storage"]
+    target = f"{data['url']}{SERVER_STORAGE}"
+    problem = unusable(data["answer"], SERVER_STORAGE, target)
+    if problem:
+        return problem
+    body = data["answer"]["json"]
+    if not isinstance(body, dict) or not isinstance(body.get("diskUsagePercentage"), int | float):
+        return errored("could not run: the answer has no diskUsagePercentage", target)
+    percent = float(body["diskUsagePercentage"])
+    warn = float(facts.settings.get("storage_warn_percent", 80.0))
+    fail = float(facts.settings.get("storage_fail_percent", 95.0))
+    message = (
+        f"{body.get('diskUse')} of {body.get('diskSize')} used ({percent:g}%), "
+        f"{body.get('diskAvailable')} free (warn {warn:g}%, fail {fail:g}%)"
+    )
+    evidence = {"percent": percent, "size_bytes": body.get("diskSizeRaw")}
+    if percent >= fail:
+        return failed(message, target, **evidence)
+    if percent >= warn:
+        return warned(message, target, **evidence)
+    return passed(message, target, **evidence)
