@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from immichcheck.cli.options import _stack, option
-
-
-class _LibrarySize(click.ParamType):
-    """A size such as 250GB or 1.5TiB (verify's parser: GB = 10^9, GiB = 2^30)."""
-
-    name = "SIZE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        from immichcheck.cli.verify import parse_size
-
-        return parse_size(str(value))
-
+from immichcheck.cli.options import Size, _stack, option
 
 capacity_options = _stack(
     option(
@@ -32,7 +16,7 @@ capacity_options = _stack(
     ),
     option(
         "--library-bytes",
-        type=_LibrarySize(),
+        type=Size(),
         metavar="SIZE",
         help="Size of the library, e.g. 250GB, for the backup-time estimate.",
     ),

@@ -8,6 +8,7 @@ click gives the first three in that order (command line, envvar, `default_map`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -81,6 +82,70 @@ class ServiceURL(click.ParamType):
         if self.host_required and parts.scheme.lower() != "unix" and not parts.hostname:
             return "it names no host"
         return ""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """ "90s", "5m", "1h30m", "250ms" or plain seconds -> seconds."""
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):  # "inf" or "nan": a wait that never ends
+            raise click.BadParameter(f"{text!r} is not a finite duration (e.g. 90s, 5m)")
+        return seconds
+    factors = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * factors[match.group(2)]
+        position = match.end()
+    if position != len(value) or not value:
+        raise click.BadParameter(f"{text!r} is not a duration (e.g. 90s, 5m, 1h30m)")
+    return total
+
+
+def parse_size(text: str) -> int:
+    """ "100GB", "10G", "512MiB" or plain bytes -> bytes (GB = 10^9, GiB = 2^30)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 100GB, 10GiB)")
+    number, unit = float(match.group(1)), (match.group(2) or "b").lower()
+    powers = {"k": 1, "m": 2, "g": 3, "t": 4}
+    if unit == "b":
+        return int(number)
+    base = 1024 if "i" in unit else 1000
+    return int(number * base ** powers[unit[0]])
+
+
+class Duration(click.ParamType):
+    """A duration option: 90s, 5m, 1h30m, 250ms or plain seconds."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        return parse_duration(str(value))
+
+
+class Size(click.ParamType):
+    """A size option: 100GB, 10G, 512MiB or plain bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        return parse_size(str(value))
 
 
 class Seconds(click.FloatRange):

@@ -10,14 +10,18 @@ from typing import Any
 
 import click
 
-from immichcheck.cli.options import Seconds, option, store_options, target_options
+from immichcheck.cli.options import (
+    Seconds,
+    option,
+    parse_duration,
+    store_options,
+    target_options,
+)
 
 
 def _since_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
-    from immichcheck.cli.verify import parse_duration
-
     seconds = parse_duration(value)
     if seconds <= 0:
         raise click.BadParameter("must be more than zero (e.g. 30m, 2h)")

@@ -6,8 +6,6 @@ Heavy imports (asyncio clients, rich, yaml) happen inside the function so `--hel
 
 from __future__ import annotations
 
-import math
-import re
 import sys
 from typing import Any
 
@@ -17,7 +15,9 @@ from immichcheck.cli.options import (
     HOST_PORT,
     HOST_PORT_OR_HTTP_BASE,
     HTTP_URL,
+    Duration,
     Seconds,
+    Size,
     option,
     output_options,
     store_options,
@@ -26,64 +26,6 @@ from immichcheck.cli.options import (
 )
 
 VERIFY_FORMATS = ("table", "json", "junit", "nagios", "prometheus", "markdown")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> float:
-    """ "90s", "5m", "1h30m", "250ms" or plain seconds -> seconds."""
-    value = text.strip().lower()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):  # "inf" or "nan": a wait that never ends
-            raise click.BadParameter(f"{text!r} is not a finite duration (e.g. 90s, 5m)")
-        return seconds
-    factors = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * factors[match.group(2)]
-        position = match.end()
-    if position != len(value) or not value:
-        raise click.BadParameter(f"{text!r} is not a duration (e.g. 90s, 5m, 1h30m)")
-    return total
-
-
-def parse_size(text: str) -> int:
-    """ "100GB", "10G", "512MiB" or plain bytes -> bytes (GB = 10^9, GiB = 2^30)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size (e.g. 100GB, 10GiB)")
-    number, unit = float(match.group(1)), (match.group(2) or "b").lower()
-    powers = {"k": 1, "m": 2, "g": 3, "t": 4}
-    if unit == "b":
-        return int(number)
-    base = 1024 if "i" in unit else 1000
-    return int(number * base ** powers[unit[0]])
-
-
-class _Duration(click.ParamType):
-    name = "DURATION"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        return parse_duration(str(value))
-
-
-class _Size(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        return parse_size(str(value))
 
 
 def _print_catalogue(output_format: str) -> None:
@@ -148,7 +90,7 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--body-limit-size",
-    type=_Size(),
+    type=Size(),
     default="100MB",
     show_default=True,
     help="Request body size the upload-limit check streams through each way in "
@@ -156,7 +98,7 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--body-limit-budget",
-    type=_Duration(),
+    type=Duration(),
     default="60s",
     show_default=True,
     help="Time the upload-limit check may spend per way in narrowing down a limit.",
@@ -173,14 +115,14 @@ def _print_catalogue(output_format: str) -> None:
 )
 @option(
     "--min-free-media",
-    type=_Size(),
+    type=Size(),
     default="100GB",
     show_default=True,
     help="Minimum free space on the media path (README: 100 GB).",
 )
 @option(
     "--min-free-data",
-    type=_Size(),
+    type=Size(),
     default="10GB",
     show_default=True,
     help="Minimum free space on the data path (README: 10 GB).",
@@ -239,7 +181,7 @@ def _print_catalogue(output_format: str) -> None:
 @option(
     "--wait",
     "wait",
-    type=_Duration(),
+    type=Duration(),
     default=0.0,
     help="Re-check every 2 s until everything passes or DURATION (e.g. 5m) is up.",
 )
