@@ -6,17 +6,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# postgresql: initdb/postgres/pgbench for the throwaway servers; redis-server + redis-tools:
-# redis-server and redis-benchmark; fio: the storage reference tool; prometheus (with promtool),
-# prometheus-node-exporter and prometheus-pushgateway: the monitoring tests' real parts;
-# chromium: the HTML report test opens the report in a headless browser.
-SYSTEM_PACKAGES := postgresql postgresql-contrib redis-server redis-tools fio prometheus \
-                   prometheus-node-exporter prometheus-pushgateway chromium
-# What each package provides, checked before calling apt-get at all.
-SYSTEM_PROBES := "initdb:postgresql" "pgbench:postgresql-contrib" "redis-server:redis-server" \
-                 "redis-benchmark:redis-tools" "fio:fio" "prometheus:prometheus" \
-                 "promtool:prometheus" "prometheus-node-exporter:prometheus-node-exporter" \
-                 "prometheus-pushgateway:prometheus-pushgateway" "chromium:chromium"
+# What `immichcheck bench --local` needs (make demo): postgresql: initdb/postgres/pgbench for
+# the throwaway servers; redis-server + redis-tools: redis-server and redis-benchmark; fio: the
+# storage reference tool. Each probe is "binary:package", checked before calling apt-get at all.
+RUNTIME_PROBES := "initdb:postgresql" "pgbench:postgresql-contrib" "redis-server:redis-server" \
+                  "redis-benchmark:redis-tools" "fio:fio"
+# What only the tests add (make test): prometheus (with promtool), prometheus-node-exporter and
+# prometheus-pushgateway: the monitoring tests' real parts; chromium: the HTML report test
+# opens the report in a headless browser.
+TEST_PROBES := "prometheus:prometheus" "promtool:prometheus" \
+               "prometheus-node-exporter:prometheus-node-exporter" \
+               "prometheus-pushgateway:prometheus-pushgateway" "chromium:chromium"
 # Services these packages enable on install; the tests start their own instances instead, so
 # the ones just installed are disabled again (a service that was already there is left alone).
 SYSTEM_SERVICES := postgresql redis-server prometheus prometheus-node-exporter \
@@ -24,14 +24,17 @@ SYSTEM_SERVICES := postgresql redis-server prometheus prometheus-node-exporter \
 
 .PHONY: demo test lint bootstrap system-packages clean
 
+demo: PROBES = $(RUNTIME_PROBES)
 demo: bootstrap
 	$(BIN)/immichcheck bench --local --profile quick
 	$(BIN)/immichcheck report --format markdown --output reports/latest.md --fail-on none
 	@echo "Saved runs are under reports/runs/; the comparison report is reports/latest.md"
 
+test: PROBES = $(RUNTIME_PROBES) $(TEST_PROBES)
 test: bootstrap lint
 	$(BIN)/pytest -q
 
+lint: PROBES = $(RUNTIME_PROBES) $(TEST_PROBES)
 lint: bootstrap
 	$(BIN)/ruff check immichcheck tests benchmarks
 	$(BIN)/mypy
@@ -43,7 +46,7 @@ bootstrap: system-packages $(STAMP)
 # (/usr/lib/postgresql/<version>/bin), so look there too.
 system-packages:
 	@missing=""; \
-	for probe in $(SYSTEM_PROBES); do \
+	for probe in $(or $(PROBES),$(RUNTIME_PROBES) $(TEST_PROBES)); do \
 	  tool=$${probe%%:*}; package=$${probe##*:}; \
 	  if ! command -v $$tool >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/$$tool >/dev/null 2>&1; then \
 	    missing="$$missing $$package"; \
