@@ -17,7 +17,8 @@ def tool_path(name: str) -> str | None:
     found = shutil.which(name)
     if found or name != "pgbench":
         return found
-    from immichcheck.bench.local_servers.stack import LocalStackError, find_postgres
+    from immichcheck.bench.local_servers.binaries import find_postgres
+    from immichcheck.bench.local_servers.errors import LocalStackError
 
     try:
         candidate = find_postgres().tool("pgbench")
