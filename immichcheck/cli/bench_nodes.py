@@ -6,14 +6,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from immichcheck.bench.nodes.echo import Echo, echo_to_stderr
+from immichcheck.bench.nodes.node_job import DEFAULT_TIMEOUT
+from immichcheck.bench.nodes.node_selection import parse_node_list
 from immichcheck.bench.nodes.remote import (
     DEFAULT_POLL_INTERVAL,
-    DEFAULT_TIMEOUT,
-    Echo,
     NodeBenchRequest,
     NodeBenchResult,
-    echo_to_stderr,
-    parse_node_list,
     run_on_nodes,
 )
 from immichcheck.cli.options import write_output
