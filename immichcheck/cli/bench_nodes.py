@@ -114,7 +114,8 @@ def render_node_result(result: NodeBenchResult, output_format: str, *, single: b
 
 def node_comparison(records: Sequence[RunRecord]) -> str:
     """The node-vs-node section of `immichcheck report --nodes a,b` for these runs."""
-    from immichcheck.history.compare import ReportOptions, build_report, load_rules
+    from immichcheck.history.compare import ReportOptions, build_report
+    from immichcheck.history.regression_rules import load_rules
     from immichcheck.history.render import render_report
     from immichcheck.history.thresholds import load_targets
 

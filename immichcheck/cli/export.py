@@ -83,7 +83,8 @@ def export(**params: Any) -> int:
 
     report = None
     if params["verdicts"]:
-        from immichcheck.history.compare import ReportOptions, build_report, load_rules
+        from immichcheck.history.compare import ReportOptions, build_report
+        from immichcheck.history.regression_rules import load_rules
         from immichcheck.history.thresholds import load_targets
 
         options = ReportOptions(
