@@ -94,10 +94,9 @@ class RedisControl:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
-            single_connection_client=True,
         )
         try:
-            self.client.ping()
+            self.client.ping()  # connects, authenticates and selects the database
         except redis.exceptions.ConnectionError as exc:
             self.close()
             # redis-py's AuthenticationError is a ConnectionError: the server answered "no".
