@@ -23,9 +23,8 @@ from immichcheck.common.statistics import LatencyRecorder, summarize
 
 
 class PgbenchTarget(Protocol):
-    """Where pgbench connects (the PostgreSQL suite's target has these fields)."""
-
-    # Read-only properties: the suites' targets are frozen dataclasses.
+    """Where pgbench connects: the PostgreSQL suite's target, described by its fields so this
+    runner does not import the suite (read-only: the target is a frozen dataclass)."""
 
     @property
     def host(self) -> str: ...

@@ -19,9 +19,8 @@ from immichcheck.common.records import BenchmarkResult
 
 
 class RedisBenchmarkTarget(Protocol):
-    """Where redis-benchmark connects (the Redis suite's target has these fields)."""
-
-    # Read-only properties: the suites' targets are frozen dataclasses.
+    """Where redis-benchmark connects: the Redis suite's target, described by its fields so this
+    runner does not import the suite (read-only: the target is a frozen dataclass)."""
 
     @property
     def host(self) -> str: ...
