@@ -22,17 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from immichcheck.bench.load.engine import SocketJob, SocketLoadPool
+from immichcheck.bench.load.postgres_wire import prepared_statement
+from immichcheck.bench.load.resp_wire import encode_command
 from immichcheck.bench.local_servers.stack import LocalStack
 from immichcheck.bench.native.pgbench import pgbench_workload
 from immichcheck.bench.native.redis_benchmark import redis_benchmark_workload
-from immichcheck.bench.suites.postgres import PostgresTarget, prepared_statement
-from immichcheck.bench.suites.redis import (
-    KEY_PREFIX,
-    RedisControl,
-    RedisTarget,
-    encode_command,
-    job_value,
-)
+from immichcheck.bench.suites.postgres_connection import PostgresTarget
+from immichcheck.bench.suites.redis import job_value
+from immichcheck.bench.suites.redis_control import KEY_PREFIX, RedisControl, RedisTarget
 from immichcheck.bench.table import format_rate, format_seconds
 
 REDIS_TARGET_RATIO = 0.80
@@ -136,7 +133,7 @@ async def calibrate_postgres(dsn: str, duration: float, rounds: int) -> list[Com
                     protocol="pg",
                     warmup=0.5,
                     duration=duration,
-                    opener="immichcheck.bench.suites.postgres:wire_connect",
+                    opener="immichcheck.bench.load.postgres_wire:wire_connect",
                     opener_args=(target.user, target.password, target.database),
                     setup=setup,
                     setup_replies=1,

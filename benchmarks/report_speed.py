@@ -30,8 +30,10 @@ from pathlib import Path
 
 from immichcheck.common.records import BenchmarkResult, HostFacts, RunRecord
 from immichcheck.common.statistics import LatencyRecorder, summarize
-from immichcheck.history.compare import ReportOptions, build_report, histogram_bins, load_rules
+from immichcheck.history.compare import ReportOptions, build_report
+from immichcheck.history.regression_rules import load_rules
 from immichcheck.history.render import render_report
+from immichcheck.history.significance import histogram_bins
 from immichcheck.history.store import load_runs, save_run
 from immichcheck.history.thresholds import load_targets
 

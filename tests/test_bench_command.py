@@ -15,8 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from immichcheck.bench.local_servers import stack as local_stack
-from immichcheck.bench.local_servers.stack import LocalPostgres, LocalRedis
+from immichcheck.bench.local_servers import binaries as local_stack
+from immichcheck.bench.local_servers.postgres_server import LocalPostgres
+from immichcheck.bench.local_servers.redis_server import LocalRedis
 from immichcheck.bench.table import bench_rows, render_bench_table
 from immichcheck.cli.main import main
 from immichcheck.common.host_facts import host_facts

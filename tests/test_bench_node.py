@@ -23,19 +23,17 @@ from typing import Any
 import pytest
 
 from immichcheck import __version__
-from immichcheck.bench.nodes.remote import (
+from immichcheck.bench.nodes.failure_diagnosis import node_lost_problem
+from immichcheck.bench.nodes.in_job import cluster_dns_defaults
+from immichcheck.bench.nodes.node_job import (
     JOB_NAME_PREFIX,
     NODE_NAME_ENV,
-    NodeState,
-    choose_nodes,
-    cluster_dns_defaults,
     job_arguments,
     job_name_for,
-    node_lost_problem,
-    node_state,
     render_node_job,
     split_log,
 )
+from immichcheck.bench.nodes.node_selection import NodeState, choose_nodes, node_state
 from immichcheck.cli.main import main
 from immichcheck.clients.kubernetes_jobs import Permission
 from immichcheck.common.errors import ImmichcheckError

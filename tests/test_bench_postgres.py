@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from immichcheck.bench.load.postgres_wire import wire_connect
 from immichcheck.bench.local_servers.stack import LocalPostgres
 from immichcheck.bench.suites import postgres as pg_bench
-from immichcheck.bench.suites.postgres import SCHEMA, PostgresBenchError, wire_connect
+from immichcheck.bench.suites.postgres_connection import PostgresBenchError
+from immichcheck.bench.suites.postgres_dataset import SCHEMA
 from tests.fixtures.databases import bench_context
 
 FAKE_IMMICH = """

@@ -9,15 +9,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from immichcheck.bench.load.engine import PgReplyCounter, RespReplyCounter, saturation_note
+from immichcheck.bench.load.engine import saturation_note
+from immichcheck.bench.load.postgres_wire import PgReplyCounter
+from immichcheck.bench.load.resp_wire import RespReplyCounter
 from immichcheck.bench.local_servers.stack import LocalRedis
 from immichcheck.bench.suites import redis as redis_bench
-from immichcheck.bench.suites.redis import (
-    KEY_PREFIX,
-    RedisBenchError,
-    RedisTarget,
-    check_memory_headroom,
-)
+from immichcheck.bench.suites.redis_control import KEY_PREFIX, RedisBenchError, RedisTarget
+from immichcheck.bench.suites.redis_memory_headroom import check_memory_headroom
 from tests.fixtures.databases import RedisFactory, bench_context
 
 

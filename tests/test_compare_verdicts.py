@@ -7,17 +7,8 @@ from pathlib import Path
 import pytest
 
 from immichcheck.common.errors import ExitCode, ImmichcheckError
-from immichcheck.history.compare import (
-    ReportOptions,
-    RuleSet,
-    bootstrap_intervals,
-    build_report,
-    judge_noise,
-    load_rules,
-    parse_rule,
-    parse_rules,
-    runs_frame,
-)
+from immichcheck.history.compare import ReportOptions, build_report
+from immichcheck.history.regression_rules import RuleSet, load_rules, parse_rule, parse_rules
 from immichcheck.history.report_model import (
     IMPROVEMENT,
     REGRESSION,
@@ -28,6 +19,8 @@ from immichcheck.history.report_model import (
     WITHIN_THRESHOLD,
     Report,
 )
+from immichcheck.history.runs_frame import runs_frame
+from immichcheck.history.significance import bootstrap_intervals, judge_noise
 from immichcheck.history.store import LoadedRuns, load_runs, save_run
 from immichcheck.history.thresholds import load_targets
 from tests.test_store_factories import generated, nightly_history, run

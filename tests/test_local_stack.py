@@ -17,16 +17,14 @@ import psutil
 import pytest
 import redis
 
-from immichcheck.bench.local_servers import stack as local_stack
-from immichcheck.bench.local_servers.stack import (
-    LocalPostgres,
-    LocalRedis,
-    LocalStack,
-    LocalStackError,
-    check_data_dir,
-    service_user,
-    sweep_stale_stacks,
-)
+from immichcheck.bench.local_servers import binaries as local_stack
+from immichcheck.bench.local_servers.errors import LocalStackError
+from immichcheck.bench.local_servers.postgres_server import LocalPostgres
+from immichcheck.bench.local_servers.redis_server import LocalRedis
+from immichcheck.bench.local_servers.server_settings import ServerSettings
+from immichcheck.bench.local_servers.service_user import check_data_dir, service_user
+from immichcheck.bench.local_servers.stack import LocalStack
+from immichcheck.bench.local_servers.stale_stacks import sweep_stale_stacks
 from tests.fixtures.databases import RedisFactory
 
 
@@ -176,7 +174,7 @@ def test_missing_binaries_name_the_apt_package(
 
 
 def test_unsupported_settings_are_dropped_and_reported(open_tmp: Path) -> None:
-    settings = local_stack.ServerSettings(
+    settings = ServerSettings(
         postgres={
             "random_page_cost": "1.1",
             "shared_preload_libraries": "vchord.so",

@@ -195,8 +195,9 @@ def _sample_exposition() -> str:
     from immichcheck.common.host_facts import host_facts
     from immichcheck.common.records import CheckResult, RunRecord, Status, utc_now
     from immichcheck.common.statistics import LatencyRecorder, summarize
-    from immichcheck.history.compare import ReportOptions, build_report, load_rules
+    from immichcheck.history.compare import ReportOptions, build_report
     from immichcheck.history.prometheus import render_prometheus
+    from immichcheck.history.regression_rules import load_rules
     from immichcheck.history.thresholds import load_targets
 
     recorder = LatencyRecorder()

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 from immichcheck.common.records import Status
-from immichcheck.history.compare import ReportOptions, build_report, parse_rules
+from immichcheck.history.compare import ReportOptions, build_report
+from immichcheck.history.regression_rules import parse_rules
 from immichcheck.history.render import render_report
 from immichcheck.history.report_model import Report
 from immichcheck.history.thresholds import parse_target

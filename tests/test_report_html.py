@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from immichcheck.history.compare import ReportOptions, build_report, load_rules
+from immichcheck.history.compare import ReportOptions, build_report
+from immichcheck.history.regression_rules import load_rules
 from immichcheck.history.render.html import render_html, trend_chart
 from immichcheck.history.thresholds import load_targets
 from tests.test_report_formats import small_report

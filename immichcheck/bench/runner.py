@@ -181,13 +181,9 @@ def run_bench(
 def _run_local(
     request: BenchRequest, ctx: BenchContext, settings: dict[str, Any]
 ) -> tuple[list[BenchmarkResult], list[str], dict[str, str], dict[str, str]]:
-    from immichcheck.bench.local_servers.stack import (
-        LocalStack,
-        check_data_dir,
-        find_postgres,
-        find_redis_server,
-        service_user,
-    )
+    from immichcheck.bench.local_servers.binaries import find_postgres, find_redis_server
+    from immichcheck.bench.local_servers.service_user import check_data_dir, service_user
+    from immichcheck.bench.local_servers.stack import LocalStack
 
     wanted = list(request.suites) or [
         name for name in available_suites() if name in LOCAL_SUITES or _has_remote(name, request)

@@ -179,7 +179,7 @@ def bench(
 
         return run_node_command(ctx.params, writable_reports_dir(reports_dir))
     if not local:
-        from immichcheck.bench.nodes.remote import cluster_dns_defaults
+        from immichcheck.bench.nodes.in_job import cluster_dns_defaults
 
         ml_url, server_url = cluster_dns_defaults(ml_url, server_url, manifests_dir)
     if data_dir is not None and not local:
@@ -219,7 +219,7 @@ def bench(
         manifests_dir=manifests_dir,
     )
     if in_job:
-        from immichcheck.bench.nodes.remote import run_in_job
+        from immichcheck.bench.nodes.in_job import run_in_job
 
         return run_in_job(request)
     outcome = run_bench(request)

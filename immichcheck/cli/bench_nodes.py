@@ -7,14 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from immichcheck.bench.nodes.echo import Echo, echo_to_stderr
+from immichcheck.bench.nodes.node_job import DEFAULT_TIMEOUT
+from immichcheck.bench.nodes.node_selection import parse_node_list
 from immichcheck.bench.nodes.remote import (
     DEFAULT_POLL_INTERVAL,
-    DEFAULT_TIMEOUT,
-    Echo,
     NodeBenchRequest,
     NodeBenchResult,
-    echo_to_stderr,
-    parse_node_list,
     run_on_nodes,
 )
 from immichcheck.cli.options import write_output
@@ -124,7 +123,8 @@ def render_node_result(
 
 def node_comparison(records: Sequence[RunRecord]) -> str:
     """The node-vs-node section of `immichcheck report --nodes a,b` for these runs."""
-    from immichcheck.history.compare import ReportOptions, build_report, load_rules
+    from immichcheck.history.compare import ReportOptions, build_report
+    from immichcheck.history.regression_rules import load_rules
     from immichcheck.history.render import render_report
     from immichcheck.history.thresholds import load_targets
 

@@ -88,8 +88,9 @@ def export(**params: Any) -> int:
 
     report = None
     if params["verdicts"]:
-        from immichcheck.history.compare import ReportOptions, load_rules
+        from immichcheck.history.compare import ReportOptions
         from immichcheck.history.export_report import export_report
+        from immichcheck.history.regression_rules import load_rules
         from immichcheck.history.thresholds import load_targets
 
         options = ReportOptions(

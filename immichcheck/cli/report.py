@@ -96,7 +96,8 @@ def report(**params: Any) -> int:
     (per --fail-on), 3 nothing to report or bad input.
     """
     from immichcheck.history.capacity import inputs_from_runs, with_capacity
-    from immichcheck.history.compare import ReportOptions, build_report, load_rules
+    from immichcheck.history.compare import ReportOptions, build_report
+    from immichcheck.history.regression_rules import load_rules
     from immichcheck.history.render import render_report
     from immichcheck.history.store import load_runs, prune, tag_run
     from immichcheck.history.thresholds import load_targets

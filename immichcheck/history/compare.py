@@ -14,22 +14,17 @@ and (2) is significant:
   size.
 
 Histograms are decoded only for the pairs being compared, so loading a year of runs stays fast.
+The frame is `runs_frame.py`, the rules `regression_rules.py`, the bootstrap and noise
+`significance.py`; this module builds the report from them.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
-import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from immichcheck.common.errors import ExitCode, ImmichcheckError
-from immichcheck.common.project_files import load_yaml_file, project_folder
 from immichcheck.common.records import BenchmarkResult, RunRecord, Status
 from immichcheck.history.report_model import (
     HIGHER_IS_BETTER,
@@ -48,289 +43,14 @@ from immichcheck.history.report_model import (
 from immichcheck.history.thresholds import PATH_KEYS, Target, evaluate_targets, path_label
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
+from immichcheck.history.regression_rules import RuleSet
+from immichcheck.history.runs_frame import canonical_parameters, runs_frame
+from immichcheck.history.significance import MIN_REPEATS, Noise, bootstrap_intervals, judge_noise
 
-RULES_FILE = "regression-rules.yaml"
-METRICS = (
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "p999",
-    "mean",
-    "max",
-    "throughput",
-    "bytes_per_second",
-    "errors",
-)
-QUANTILES: Mapping[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
-BOOTSTRAP_METRICS = frozenset({*QUANTILES, "mean"})
 PAIR_METRICS = ("p50", "p95", "p99", "throughput", "bytes_per_second")
 TREND_METRICS = ("p50", "p95", "p99", "throughput")
-MIN_REPEATS = 5  # earlier runs needed before run-to-run spread is trusted
 REPEAT_WINDOW = 10  # how many earlier runs the run-to-run spread looks at
-BOOTSTRAP_ITERATIONS = 400
-BOOTSTRAP_SEED = 20261128  # fixed: the same history always gives the same report
-_REBIN_RATIO = 1.01  # merge histogram buckets within 1%: far below any rule threshold
-
-
-def canonical_parameters(parameters: Mapping[str, Any]) -> str:
-    """The parameters as canonical JSON: the second half of a series key."""
-    return json.dumps(dict(parameters), sort_keys=True, separators=(",", ":"))
-
-
-# --------------------------------------------------------------------------- the frame
-
-
-def runs_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per run x workload x metric: run_id, order, node, kind, started_at, workload,
-    parameters, metric, value. `order` is the run's position in `runs` (oldest first)."""
-    import pandas as pd
-
-    keys = ("run_id", "order", "node", "kind", "started_at", "workload", "parameters")
-    # Built wide (one row per benchmark) and melted: ten times fewer Python appends than
-    # appending long rows one by one, which matters for a year of nightly runs.
-    columns: dict[str, list[Any]] = {name: [] for name in (*keys, *METRICS)}
-    for order, run in enumerate(runs):
-        started = run.started_at.isoformat()
-        for bench in run.benchmarks:
-            columns["run_id"].append(run.run_id)
-            columns["order"].append(order)
-            columns["node"].append(run.node)
-            columns["kind"].append(run.kind)
-            columns["started_at"].append(started)
-            columns["workload"].append(bench.workload)
-            columns["parameters"].append(canonical_parameters(bench.parameters))
-            for metric in METRICS:
-                value = getattr(bench, metric)
-                columns[metric].append(math.nan if value is None else float(value))
-    wide = pd.DataFrame(columns)
-    frame = wide.melt(id_vars=list(keys), value_vars=list(METRICS), var_name="metric")
-    frame = frame.dropna(subset=["value"]).reset_index(drop=True)
-    frame["value"] = frame["value"].astype("float64")
-    return frame
-
-
-# --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class RegressionRule:
-    """`p95:+10%`: a rise of p95 by more than 10% is a regression (a fall, an improvement)."""
-
-    metric: str
-    threshold: float  # fraction
-    worse_when_higher: bool
-    text: str
-
-
-def parse_rule(text: str) -> RegressionRule:
-    """Parse `metric:+N%` / `metric:-N%` (the sign says which direction is worse)."""
-    metric, sep, amount = text.replace(" ", "").partition(":")
-    if not sep or not amount.endswith("%") or metric not in METRICS:
-        raise ImmichcheckError(
-            f"bad regression rule {text!r}: write METRIC:+N% or METRIC:-N% with METRIC one of "
-            f"{', '.join(METRICS)}"
-        )
-    number = amount[:-1]
-    if number[:1] in "+-" and number:
-        worse_when_higher = number[0] == "+"
-        number = number[1:]
-    else:
-        worse_when_higher = metric not in HIGHER_IS_BETTER
-    try:
-        threshold = float(number) / 100.0
-    except ValueError as exc:
-        raise ImmichcheckError(f"bad regression rule {text!r}: {number!r} is not a number") from exc
-    if not threshold > 0 or math.isinf(threshold):
-        raise ImmichcheckError(f"bad regression rule {text!r}: the percentage must be positive")
-    sign = "+" if worse_when_higher else "-"
-    return RegressionRule(metric, threshold, worse_when_higher, f"{metric}:{sign}{number}%")
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """Global rules plus per-workload rules (fnmatch patterns, first match wins per metric)."""
-
-    global_rules: tuple[RegressionRule, ...] = ()
-    workload_rules: tuple[tuple[str, tuple[RegressionRule, ...]], ...] = ()
-
-    def rules_for(self, workload: str) -> list[RegressionRule]:
-        """The rules that apply to a workload: its own first, then the global ones."""
-        chosen: dict[str, RegressionRule] = {}
-        for pattern, rules in self.workload_rules:
-            if fnmatch.fnmatchcase(workload, pattern):
-                for rule in rules:
-                    chosen.setdefault(rule.metric, rule)
-        for rule in self.global_rules:
-            chosen.setdefault(rule.metric, rule)
-        return [chosen[m] for m in METRICS if m in chosen]
-
-
-def _rule_list(value: Any, where: str) -> tuple[RegressionRule, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ImmichcheckError(f"{where}: expected a list of rules such as 'p95:+10%'")
-    return tuple(parse_rule(v) for v in value)
-
-
-def parse_rules(data: Any, source: str) -> RuleSet:
-    """A RuleSet from the parsed YAML (`global: [...]`, `workloads: {pattern: [...]}`)."""
-    if not isinstance(data, dict):
-        raise ImmichcheckError(f"{source}: expected a mapping with 'global' and 'workloads'")
-    unknown = sorted(set(data) - {"global", "workloads"})
-    if unknown:
-        raise ImmichcheckError(f"{source}: unknown key(s) {', '.join(unknown)}")
-    workloads = data.get("workloads") or {}
-    if not isinstance(workloads, dict):
-        raise ImmichcheckError(f"{source}: 'workloads' must map workload patterns to rules")
-    return RuleSet(
-        global_rules=_rule_list(data.get("global") or [], f"{source}: global"),
-        workload_rules=tuple(
-            (str(pattern), _rule_list(rules, f"{source}: workloads.{pattern}"))
-            for pattern, rules in workloads.items()
-        ),
-    )
-
-
-def load_rules(path: str | os.PathLike[str] | None = None) -> RuleSet:
-    """Rules from a YAML file (default: benchmarks/regression-rules.yaml)."""
-    file = Path(path) if path else project_folder("benchmarks") / RULES_FILE
-    data = load_yaml_file(file, "rules file")
-    return parse_rules(data, str(file))
-
-
-# --------------------------------------------------------------------------- significance
-
-
-@lru_cache(maxsize=256)
-def histogram_bins(encoded: str) -> tuple[np.ndarray, np.ndarray]:
-    """Bucket values (seconds, mid-bucket) and counts of a stored HDR histogram, merged to 1%."""
-    import numpy as np
-
-    from immichcheck.common.statistics import decode_histogram
-
-    histogram = decode_histogram(encoded)
-    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len].astype(np.int64)
-    index = np.nonzero(counts)[0]
-    # Vectorised HdrHistogram.get_value_from_index: iterating buckets in Python is ~100x slower.
-    bucket = (index >> histogram.sub_bucket_half_count_magnitude) - 1
-    sub_bucket = (index & (histogram.sub_bucket_half_count - 1)) + histogram.sub_bucket_half_count
-    below = bucket < 0
-    sub_bucket = np.where(below, sub_bucket - histogram.sub_bucket_half_count, sub_bucket)
-    bucket = np.where(below, 0, bucket)
-    width = np.exp2(bucket + histogram.unit_magnitude)
-    values_ns = sub_bucket * width + width / 2.0
-    weights = counts[index].astype(np.float64)
-    groups = np.floor(np.log(values_ns) / math.log(_REBIN_RATIO)).astype(np.int64)
-    _, inverse = np.unique(groups, return_inverse=True)
-    merged_counts = np.bincount(inverse, weights=weights)
-    merged_values = np.bincount(inverse, weights=weights * values_ns) / merged_counts
-    return merged_values / 1e9, merged_counts.astype(np.int64)
-
-
-def _bootstrap_statistics(
-    bins: tuple[np.ndarray, np.ndarray], metrics: Iterable[str], rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    import numpy as np
-
-    values, counts = bins
-    total = int(counts.sum())
-    draws = rng.multinomial(total, counts / total, size=BOOTSTRAP_ITERATIONS)
-    cumulative = np.cumsum(draws, axis=1)
-    result: dict[str, np.ndarray] = {}
-    for metric in metrics:
-        if metric == "mean":
-            result[metric] = draws @ values / total
-        else:
-            rank = max(1, math.ceil(QUANTILES[metric] * total))
-            result[metric] = values[(cumulative < rank).sum(axis=1)]
-    return result
-
-
-def bootstrap_intervals(
-    baseline: str, current: str, metrics: Iterable[str]
-) -> dict[str, tuple[float, float]]:
-    """~95% bootstrap intervals of current/baseline - 1 for latency metrics of two histograms."""
-    import numpy as np
-
-    wanted = sorted(set(metrics) & BOOTSTRAP_METRICS)
-    if not wanted:
-        return {}
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    before = _bootstrap_statistics(histogram_bins(baseline), wanted, rng)
-    after = _bootstrap_statistics(histogram_bins(current), wanted, rng)
-    intervals = {}
-    for metric in wanted:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            relative = after[metric] / before[metric] - 1.0
-        relative = relative[np.isfinite(relative)]
-        if relative.size:
-            low, high = np.percentile(relative, [2.5, 97.5])
-            intervals[metric] = (float(low), float(high))
-    return intervals
-
-
-@dataclass(frozen=True)
-class Noise:
-    """How big the noise around a relative change is, and whether the change beats it."""
-
-    size: float | None
-    method: str
-    interval: tuple[float, float] | None
-    significant: bool
-
-
-def judge_noise(
-    change: float,
-    interval: tuple[float, float] | None,
-    earlier: Sequence[float],
-    samples: tuple[int, int] | None,
-    min_history: int = 0,
-) -> Noise:
-    """Combine the histogram bootstrap and the run-to-run spread into one noise verdict.
-
-    `min_history`: earlier runs needed before a change over time may be called at all.
-    """
-    sizes: list[float] = []
-    methods: list[str] = []
-    significant = True
-    if interval is not None:
-        low, high = interval
-        sizes.append((high - low) / 2.0)
-        n_before, n_after = samples or (0, 0)
-        methods.append(f"bootstrap of histograms ({n_before} vs {n_after} samples)")
-        significant = significant and (low > 0.0 or high < 0.0)
-    if len(earlier) >= MIN_REPEATS:
-        mean = sum(earlier) / len(earlier)
-        variance = sum((v - mean) ** 2 for v in earlier) / (len(earlier) - 1)
-        spread = 2.0 * math.sqrt(variance) / mean if mean else 0.0
-        sizes.append(spread)
-        methods.append(f"run-to-run spread of {len(earlier)} earlier runs")
-        significant = significant and abs(change) > spread
-    if not sizes:
-        return Noise(
-            None,
-            f"unknown: no histograms and fewer than {MIN_REPEATS} earlier runs",
-            None,
-            False,
-        )
-    if len(earlier) < min_history:
-        # A histogram only sees the noise inside one run; two runs on one machine differ by
-        # more (other load, caches, CPU frequency). Measured: two back-to-back `bench --local`
-        # runs gave 38 bootstrap-"significant" changes of 10-40%. Until enough earlier runs
-        # size that run-to-run noise, a change over time is not called.
-        methods.append(
-            f"run-to-run noise unknown: {len(earlier)} earlier run(s), {min_history} needed"
-        )
-        # The band is unknown, not the histogram's (much narrower) one.
-        return Noise(None, "; ".join(methods), interval, False)
-    return Noise(max(sizes), "; ".join(methods), interval, significant)
-
-
-# --------------------------------------------------------------------------- the report
 
 
 @dataclass(frozen=True)

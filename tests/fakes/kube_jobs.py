@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from immichcheck.bench.nodes.remote import RECORD_PREFIX
+from immichcheck.bench.nodes.node_job import RECORD_PREFIX
 from immichcheck.common.records import RunRecord
 from tests.fakes.kube_api import FakeKubeCluster
 from tests.fakes.kube_objects import PodLog, add_event, container_id, image_id, safe_suffix

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import psutil
 
+from immichcheck.bench.load.postgres_wire import PgReplyCounter
+from immichcheck.bench.load.resp_wire import RespReplyCounter
 from immichcheck.common.errors import ImmichcheckError
 from immichcheck.common.records import BenchmarkResult
 from immichcheck.common.statistics import (
@@ -174,107 +176,6 @@ class ReplyCounter(Protocol):
     @property
     def errors(self) -> list[str]:
         """Error replies seen so far (drained by the caller)."""
-
-
-class RespReplyCounter:
-    """Counts top-level RESP2 replies. Simple, error and integer replies are one line each;
-    bulk strings and arrays are walked (GET returns bulk strings)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self.errors: list[str] = []
-
-    def feed(self, data: bytes) -> int:
-        """Consume bytes; return the number of complete replies."""
-        buffer = self._buffer + data if self._buffer else data
-        # Fast path: only one-line replies (+OK, :12) and the buffer ends on a reply boundary.
-        if buffer.endswith(b"\r\n") and b"$" not in buffer and b"*" not in buffer:
-            if b"-" in buffer:
-                for line in buffer.split(b"\r\n"):
-                    if line.startswith(b"-"):
-                        self.errors.append(line[1:].decode("utf-8", "replace")[:200])
-            self._buffer = b""
-            return buffer.count(b"\r\n")
-        count = 0
-        position = 0
-        while True:
-            end = self._reply_end(buffer, position)
-            if end < 0:
-                break
-            if buffer[position : position + 1] == b"-":
-                self.errors.append(buffer[position + 1 : end - 2].decode("utf-8", "replace")[:200])
-            count += 1
-            position = end
-        self._buffer = buffer[position:]
-        return count
-
-    def _reply_end(self, buffer: bytes, position: int) -> int:
-        """Index just past the reply starting at `position`, or -1 when incomplete."""
-        line_end = buffer.find(b"\r\n", position)
-        if line_end < 0:
-            return -1
-        kind = buffer[position : position + 1]
-        if kind in (b"+", b"-", b":"):
-            return line_end + 2
-        length = int(buffer[position + 1 : line_end])
-        if kind == b"$":
-            if length < 0:
-                return line_end + 2
-            end = line_end + 2 + length + 2
-            return end if end <= len(buffer) else -1
-        if kind == b"*":
-            cursor = line_end + 2
-            for _ in range(max(length, 0)):
-                cursor = self._reply_end(buffer, cursor)
-                if cursor < 0:
-                    return -1
-            return cursor
-        raise ValueError(f"unexpected RESP reply type {kind!r}")
-
-
-_READY = b"Z\x00\x00\x00\x05"
-_ERROR_HEADER = b"E\x00\x00"
-
-
-class PgReplyCounter:
-    """Counts PostgreSQL ReadyForQuery ('Z') messages: one per Sync, i.e. per request."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self.errors: list[str] = []
-
-    def feed(self, data: bytes) -> int:
-        """Consume backend messages; return the number of completed requests."""
-        # Fast path: whole replies ending in ReadyForQuery and no ErrorResponse header
-        # ('E' + a length below 16 MiB). The statements measured this way (SELECT 1, a
-        # one-row INSERT) return no row data that could contain either pattern.
-        if not self._buffer and data[-6:-1] == _READY and _ERROR_HEADER not in data:
-            return data.count(_READY)
-        buffer = self._buffer + data if self._buffer else data
-        count = 0
-        position = 0
-        size = len(buffer)
-        while position + 5 <= size:
-            kind = buffer[position]
-            length = int.from_bytes(buffer[position + 1 : position + 5], "big")
-            end = position + 1 + length
-            if end > size:
-                break
-            if kind == 0x5A:  # 'Z' ReadyForQuery
-                count += 1
-            elif kind == 0x45:  # 'E' ErrorResponse: fields of (code byte, text\0)
-                self.errors.append(_pg_error_text(buffer[position + 5 : end]))
-            position = end
-        self._buffer = buffer[position:]
-        return count
-
-
-def _pg_error_text(body: bytes) -> str:
-    fields = {}
-    for part in body.split(b"\x00"):
-        if part:
-            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
-    return f"{fields.get('C', '')} {fields.get('M', 'error')}".strip()[:200]
 
 
 COUNTERS: dict[str, Callable[[], ReplyCounter]] = {

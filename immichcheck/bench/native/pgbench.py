@@ -1,9 +1,8 @@
-"""`--engine native` for PostgreSQL: pgbench, normalised into immichcheck's records.
+"""`--engine native` for PostgreSQL: run pgbench and normalise its output.
 
 pgbench runs with `--log`, whose per-transaction latencies (microseconds) feed the same HDR
 histogram as immichcheck's own engine, so every percentile is real; transactions that
-finished during the warm-up are dropped by their timestamps. A leaf: the suite passes the
-schema its statements write to.
+finished during the warm-up are dropped by their timestamps.
 """
 
 from __future__ import annotations
@@ -17,25 +16,31 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from immichcheck.bench.base import BenchContext
-from immichcheck.bench.native.process import NATIVE_TIMEOUT_MARGIN, run_tool, tool_path
+from immichcheck.bench.native.tool_process import NATIVE_TIMEOUT_MARGIN, run_tool, tool_path
 from immichcheck.common.errors import ImmichcheckError
 from immichcheck.common.records import BenchmarkResult
 from immichcheck.common.statistics import LatencyRecorder, summarize
 
 
-class PostgresServer(Protocol):
-    """Where pgbench connects (the suite's PostgresTarget)."""
+class PgbenchTarget(Protocol):
+    """Where pgbench connects: the PostgreSQL suite's target, described by its fields so this
+    runner does not import the suite (read-only: the target is a frozen dataclass)."""
 
     @property
     def host(self) -> str: ...
+
     @property
     def port(self) -> int: ...
+
     @property
     def user(self) -> str: ...
+
     @property
     def password(self) -> str | None: ...
+
     @property
     def database(self) -> str: ...
+
     @property
     def sslmode(self) -> str | None: ...
 
@@ -65,7 +70,7 @@ def parse_pgbench_log(
 
 
 async def pgbench_workload(
-    target: PostgresServer,
+    target: PgbenchTarget,
     workload: str,
     sql: str,
     concurrency: int,
@@ -144,13 +149,14 @@ async def pgbench_workload(
 
 async def run_pgbench(
     ctx: BenchContext,
-    target: PostgresServer,
+    target: PgbenchTarget,
     settings: Mapping[str, Any],
     *,
     live: bool,
     schema: str,
 ) -> list[BenchmarkResult]:
-    """SELECT 1 and (unless read-only) the committed INSERT into `schema`, per concurrency."""
+    """SELECT 1 and (unless read-only) the committed INSERT into `schema`.round_trip, at each
+    concurrency level."""
     statements = [("postgres.select1", "SELECT 1")]
     if not live:
         payload = "x" * int(settings["insert_payload_bytes"])

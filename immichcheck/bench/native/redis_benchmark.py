@@ -1,8 +1,8 @@
-"""`--engine native` for Redis: redis-benchmark, normalised into immichcheck's records.
+"""`--engine native` for Redis: run redis-benchmark and normalise its output.
 
 redis-benchmark runs the same commands under our key prefix (custom-command mode) with
 `--csv`, which reports p50/p95/p99/min/max/mean; p90 and p99.9 are not reported and are
-marked as missing rather than invented. A leaf: the suite passes the key prefix and value.
+marked as missing rather than invented.
 """
 
 from __future__ import annotations
@@ -13,22 +13,27 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from immichcheck.bench.base import BenchContext
-from immichcheck.bench.native.process import NATIVE_TIMEOUT_MARGIN, run_tool, tool_path
+from immichcheck.bench.native.tool_process import NATIVE_TIMEOUT_MARGIN, run_tool, tool_path
 from immichcheck.common.errors import ImmichcheckError
 from immichcheck.common.records import BenchmarkResult
 
 
-class RedisServer(Protocol):
-    """Where redis-benchmark connects (the suite's RedisTarget)."""
+class RedisBenchmarkTarget(Protocol):
+    """Where redis-benchmark connects: the Redis suite's target, described by its fields so this
+    runner does not import the suite (read-only: the target is a frozen dataclass)."""
 
     @property
     def host(self) -> str: ...
+
     @property
     def port(self) -> int: ...
+
     @property
     def password(self) -> str | None: ...
+
     @property
     def username(self) -> str | None: ...
+
     @property
     def db(self) -> int: ...
 
@@ -73,7 +78,7 @@ def parse_redis_benchmark_csv(
 
 
 async def redis_benchmark_workload(
-    target: RedisServer,
+    target: RedisBenchmarkTarget,
     workload: str,
     command: Sequence[str],
     *,
@@ -121,13 +126,14 @@ async def redis_benchmark_workload(
 
 async def run_redis_benchmark(
     ctx: BenchContext,
-    target: RedisServer,
+    target: RedisBenchmarkTarget,
     settings: Mapping[str, Any],
     *,
     key_prefix: str,
     value: str,
 ) -> list[BenchmarkResult]:
-    """SET and LPUSH of `value` at each pipeline depth and GET latency, under `key_prefix`."""
+    """SET and LPUSH of `value` at each pipeline depth and GET latency, with redis-benchmark,
+    every key under `key_prefix`."""
     connections = int(settings["connections"])
     per_second = 40_000 * float(settings["duration_seconds"])
     results = []

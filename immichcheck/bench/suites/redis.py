@@ -15,32 +15,31 @@ Every result carries AOF facts from around its run (appendonly, appendfsync, the
 aof_delayed_fsync delta, rewrite in progress, last write status, LATENCY LATEST events).
 Before writing, the suite compares used_memory/maxmemory with the benchmark's footprint and
 refuses when it could push the server into eviction or OOM errors. The load comes from
-`engine.SocketLoadPool` (pre-encoded commands, reply counting); control commands use a tiny
-blocking RESP client, so no Redis client library is needed.
+`engine.SocketLoadPool` (pre-encoded commands, reply counting); control commands, where the
+client's speed does not matter, use redis-py (`redis_control.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from immichcheck.bench.base import BenchContext
 from immichcheck.bench.load.engine import SocketJob, SocketLoadPool
-from immichcheck.common.errors import ImmichcheckError
+from immichcheck.bench.load.resp_wire import encode_command
+from immichcheck.bench.suites.redis_aof_facts import (
+    aof_facts,
+    aof_notes,
+    aof_snapshot,
+    wait_for_rewrite,
+)
+from immichcheck.bench.suites.redis_control import KEY_PREFIX, RedisControl, RedisTarget
+from immichcheck.bench.suites.redis_memory_headroom import check_memory_headroom, footprint_bytes
 from immichcheck.common.records import BenchmarkResult
-
-KEY_PREFIX = "immichcheck:bench:"
-CONTROL_TIMEOUT = 10.0
-# Each list entry / job costs its value plus Redis bookkeeping (listpack/hash overhead).
-PER_ITEM_OVERHEAD_BYTES = 64
-# Refuse when used memory plus the footprint would pass this share of maxmemory.
-MEMORY_SAFETY_SHARE = 0.80
 
 DEFAULTS: Mapping[str, Any] = {
     "connections": 50,
@@ -80,325 +79,12 @@ return 1
 """
 
 
-class RedisBenchError(ImmichcheckError):
-    """The Redis benchmark cannot run safely (memory, connection, refused config)."""
-
-
-def encode_command(*args: str | bytes | int) -> bytes:
-    """One RESP2 command, encoded once and sent many times."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        raw = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(parts)
-
-
 def job_value(size: int) -> bytes:
     """JSON shaped like an Immich job payload, padded to `size` bytes (no '-' so replies of
     GET never look like errors to the fast reply counter)."""
     body = b'{"id":"7f3c1e2a9b4d4c0e8f1a2b3c4d5e6f70","source":"upload","pad":"'
     tail = b'"}'
     return body + b"x" * max(0, size - len(body) - len(tail)) + tail
-
-
-# --------------------------------------------------------------------------- control client
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """Where the Redis under test is: parsed from a redis:// URL."""
-
-    host: str
-    port: int
-    password: str | None
-    username: str | None
-    db: int
-
-    @classmethod
-    def from_url(cls, url: str) -> RedisTarget:
-        """Parse redis://[user:password@]host[:port][/db]; rediss:// is not supported."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port or 6379
-        except ValueError as exc:
-            raise RedisBenchError(f"bad --redis-url: {exc}") from exc
-        if parts.scheme != "redis" or not parts.hostname:
-            raise RedisBenchError(
-                "bad --redis-url: expected redis://[:password@]host[:port][/db]"
-                + (" (TLS rediss:// is not supported)" if parts.scheme == "rediss" else "")
-            )
-        db_text = parts.path.lstrip("/") or "0"
-        if not db_text.isdigit():
-            raise RedisBenchError(f"bad --redis-url: database {db_text!r} is not a number")
-        return cls(
-            host=parts.hostname,
-            port=port,
-            password=unquote(parts.password) if parts.password else None,
-            username=unquote(parts.username) if parts.username else None,
-            db=int(db_text),
-        )
-
-    @property
-    def location(self) -> str:
-        """host:port/db, without credentials."""
-        return f"{self.host}:{self.port}/{self.db}"
-
-    def handshake(self) -> tuple[bytes, int]:
-        """AUTH/SELECT commands every connection sends first, and their reply count."""
-        commands = b""
-        replies = 0
-        if self.password is not None:
-            auth = (
-                ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
-            )
-            commands += encode_command(*auth)
-            replies += 1
-        if self.db:
-            commands += encode_command("SELECT", self.db)
-            replies += 1
-        return commands, replies
-
-
-class RespError(Exception):
-    """An error reply from Redis."""
-
-
-class RedisControl:
-    """A small blocking RESP client for the few control commands the suite needs."""
-
-    def __init__(self, target: RedisTarget, timeout: float = CONTROL_TIMEOUT) -> None:
-        self.target = target
-        try:
-            self._sock = socket.create_connection((target.host, target.port), timeout=timeout)
-        except OSError as exc:
-            raise RedisBenchError(
-                f"cannot connect to Redis at {target.location}: {exc.strerror or exc}"
-            ) from exc
-        self._buffer = b""
-        try:
-            if target.password is not None:
-                auth = (
-                    ("AUTH", target.username, target.password)
-                    if target.username
-                    else ("AUTH", target.password)
-                )
-                self.call(*auth)
-            if target.db:
-                self.call("SELECT", target.db)
-        except RespError as exc:
-            self.close()
-            raise RedisBenchError(f"Redis at {target.location} refused us: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the connection."""
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-    def __enter__(self) -> RedisControl:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def call(self, *args: str | bytes | int) -> Any:
-        """Send one command and return its decoded reply (bytes for strings)."""
-        try:
-            self._sock.sendall(encode_command(*args))
-            return self._read()
-        except (OSError, ConnectionError) as exc:
-            raise RedisBenchError(
-                f"Redis at {self.target.location} stopped answering: {exc}"
-            ) from exc
-
-    def text(self, *args: str | bytes | int) -> str:
-        """A command whose reply is text (INFO)."""
-        reply = self.call(*args)
-        return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-
-    def _line(self) -> bytes:
-        while b"\r\n" not in self._buffer:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\r\n")
-        return line
-
-    def _exact(self, size: int) -> bytes:
-        while len(self._buffer) < size + 2:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed")
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size + 2 :]
-        return data
-
-    def _read(self) -> Any:
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise RespError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            return None if size < 0 else self._exact(size)
-        if kind == b"*":
-            size = int(rest)
-            return None if size < 0 else [self._read() for _ in range(size)]
-        raise ConnectionError(f"unexpected reply {line[:20]!r}")
-
-    def info(self, section: str) -> dict[str, str]:
-        """One INFO section as a dict."""
-        fields: dict[str, str] = {}
-        for line in self.text("INFO", section).splitlines():
-            if ":" in line and not line.startswith("#"):
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        return fields
-
-    def config_get(self, name: str) -> str | None:
-        """One CONFIG GET value (None when the server hides CONFIG, e.g. renamed)."""
-        try:
-            reply = self.call("CONFIG", "GET", name)
-        except RespError:
-            return None
-        if isinstance(reply, list) and len(reply) >= 2:
-            value = reply[1]
-            return value.decode() if isinstance(value, bytes) else str(value)
-        return None
-
-    def scan_keys(self, pattern: str) -> list[bytes]:
-        """Every key matching `pattern` (SCAN, never KEYS: it does not block the server)."""
-        cursor = b"0"
-        keys: list[bytes] = []
-        while True:
-            cursor, batch = self.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            keys.extend(batch)
-            if cursor == b"0":
-                return keys
-
-    def remove_bench_keys(self) -> int:
-        """UNLINK every key under our prefix; nothing else is ever deleted."""
-        keys = self.scan_keys(KEY_PREFIX + "*")
-        removed = 0
-        for start in range(0, len(keys), 500):
-            batch = [k for k in keys[start : start + 500] if k.startswith(KEY_PREFIX.encode())]
-            if batch:
-                removed += int(self.call("UNLINK", *batch))
-        return removed
-
-
-# --------------------------------------------------------------------------- safety
-
-
-def footprint_bytes(settings: Mapping[str, Any]) -> int:
-    """The most memory the suite's keys can hold at once."""
-    value = int(settings["value_bytes"]) + PER_ITEM_OVERHEAD_BYTES
-    lists = int(settings["list_max_items"]) * value
-    jobs = int(settings["bullmq_max_jobs"]) * (value + 160)  # hash fields beyond the data
-    streams = 3 * 10_000 * 120  # events streams are capped near 10k entries
-    return max(lists, jobs) + streams + int(settings["connections"]) * value
-
-
-def check_memory_headroom(memory: Mapping[str, str], footprint: int, location: str) -> str:
-    """Refuse (raise) when the footprint could push Redis into eviction or OOM; else a note."""
-    used = int(memory.get("used_memory", "0"))
-    maxmemory = int(memory.get("maxmemory", "0"))
-    policy = memory.get("maxmemory_policy", "noeviction")
-    limit = maxmemory or int(memory.get("total_system_memory", "0"))
-    what = "maxmemory" if maxmemory else "system memory (maxmemory is 0: unlimited)"
-    mib = 1024 * 1024
-    if limit <= 0:
-        return f"Redis reports no memory limit; footprint up to {footprint / mib:.0f} MiB"
-    projected = used + footprint
-    if projected > limit * MEMORY_SAFETY_SHARE:
-        consequence = (
-            "writes from Immich would fail with OOM errors"
-            if policy == "noeviction"
-            else f"policy {policy} would evict keys, possibly queued Immich jobs"
-        )
-        raise RedisBenchError(
-            f"refusing to write to Redis at {location}: used {used / mib:.1f} MiB + benchmark "
-            f"up to {footprint / mib:.1f} MiB = {projected / mib:.1f} MiB, "
-            f"{projected / limit:.0%} of {what} {limit / mib:.0f} MiB "
-            f"(limit {MEMORY_SAFETY_SHARE:.0%}; {consequence}); "
-            "use a smaller --profile or raise maxmemory"
-        )
-    return (
-        f"memory headroom: used {used / mib:.1f} MiB + up to {footprint / mib:.1f} MiB "
-        f"of {what} {limit / mib:.0f} MiB ({policy})"
-    )
-
-
-# --------------------------------------------------------------------------- AOF facts
-
-
-def aof_snapshot(control: RedisControl) -> dict[str, Any]:
-    """Persistence facts at one moment: INFO persistence plus LATENCY LATEST events."""
-    persistence = control.info("persistence")
-    events: dict[str, float] = {}
-    with contextlib.suppress(RespError, RedisBenchError):
-        for entry in control.call("LATENCY", "LATEST") or []:
-            name = entry[0].decode() if isinstance(entry[0], bytes) else str(entry[0])
-            events[name] = float(entry[3]) / 1000.0  # max latency in ms -> seconds
-    return {
-        "appendonly": control.config_get("appendonly"),
-        "appendfsync": control.config_get("appendfsync"),
-        "aof_enabled": persistence.get("aof_enabled"),
-        "aof_delayed_fsync": int(persistence.get("aof_delayed_fsync", "0") or 0),
-        "aof_rewrite_in_progress": persistence.get("aof_rewrite_in_progress") == "1",
-        "aof_last_write_status": persistence.get("aof_last_write_status"),
-        "aof_last_bgrewrite_status": persistence.get("aof_last_bgrewrite_status"),
-        "latency_events": events,
-    }
-
-
-def aof_facts(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """What changed across one run."""
-    return {
-        "appendonly": after["appendonly"],
-        "appendfsync": after["appendfsync"],
-        "aof_delayed_fsync_delta": after["aof_delayed_fsync"] - before["aof_delayed_fsync"],
-        "aof_rewrite_in_progress": after["aof_rewrite_in_progress"],
-        "aof_last_write_status": after["aof_last_write_status"],
-        "fsync_latency_events": {
-            name: seconds
-            for name, seconds in after["latency_events"].items()
-            if "fsync" in name or "aof" in name
-        },
-    }
-
-
-def aof_notes(facts: Mapping[str, Any]) -> list[str]:
-    """Human sentences for the AOF facts that matter."""
-    notes = []
-    delayed = facts["aof_delayed_fsync_delta"]
-    if delayed:
-        notes.append(
-            f"aof_delayed_fsync +{delayed}: the disk took over a second for an fsync while "
-            "Redis waited (everysec can lose up to 2 s of jobs on a crash)"
-        )
-    if facts["aof_last_write_status"] not in (None, "ok"):
-        notes.append(f"AOF last write status is {facts['aof_last_write_status']}")
-    for name, seconds in facts["fsync_latency_events"].items():
-        notes.append(f"latency event {name}: max {seconds * 1000:.0f} ms")
-    return notes
-
-
-def wait_for_rewrite(control: RedisControl, timeout: float = 60.0) -> None:
-    """Wait until no AOF rewrite is running (switching AOF on starts one)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = control.info("persistence")
-        if info.get("aof_rewrite_in_progress") != "1" and info.get("aof_rewrite_scheduled") != "1":
-            return
-        time.sleep(0.05)
-
-
-# --------------------------------------------------------------------------- suite
 
 
 def redis_settings(ctx: BenchContext) -> dict[str, Any]:
@@ -416,7 +102,7 @@ class RedisSuite:
         if not ctx.redis_url:
             return "no Redis to benchmark (give --redis-url or use --local)"
         if ctx.engine == "native":
-            from immichcheck.bench.native.process import tool_path
+            from immichcheck.bench.native.tool_process import tool_path
 
             if tool_path("redis-benchmark") is None:
                 return "--engine native needs redis-benchmark on PATH (apt-get install redis-tools)"
@@ -555,7 +241,7 @@ class RedisSuite:
             ("active", MOVE_TO_ACTIVE_SCRIPT),
             ("finished", MOVE_TO_FINISHED_SCRIPT),
         ):
-            shas[name] = (await asyncio.to_thread(control.call, "SCRIPT", "LOAD", script)).decode()
+            shas[name] = str(await asyncio.to_thread(control.call, "SCRIPT", "LOAD", script))
         data = job_value(int(settings["value_bytes"]) // 2)
         opts = b'{"attempts":3,"removeOnComplete":true,"removeOnFail":false}'
         enqueue = encode_command(

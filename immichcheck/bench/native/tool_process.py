@@ -1,4 +1,4 @@
-"""Running a reference tool (pgbench, redis-benchmark) as a child process, bounded in time."""
+"""Finding a native benchmark tool and running it to completion under a timeout."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def tool_path(name: str) -> str | None:
     found = shutil.which(name)
     if found or name != "pgbench":
         return found
-    from immichcheck.bench.local_servers.stack import LocalStackError, find_postgres
+    from immichcheck.bench.local_servers.binaries import find_postgres
+    from immichcheck.bench.local_servers.errors import LocalStackError
 
     try:
         candidate = find_postgres().tool("pgbench")
@@ -27,7 +28,7 @@ def tool_path(name: str) -> str | None:
 
 
 async def run_tool(argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float) -> str:
-    """Run `argv` to its end within `timeout` seconds and return its standard output."""
+    """Run a native tool to the end; its stdout, or a one-line error with its last words."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdout=asyncio.subprocess.PIPE,
