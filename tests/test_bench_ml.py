@@ -15,6 +15,7 @@ from immichcheck.bench.suites.ml import (
     ShapeError,
     check_clip_answer,
     check_face_answer,
+    check_ocr_answer,
 )
 from tests.fakes.ml_service import FakeMLService
 
@@ -57,9 +58,12 @@ async def test_cold_and_warm_runs_for_every_model(fake_ml_service: FakeMLService
         ("ml.facial_recognition.cold", "face", None),
         ("ml.facial_recognition", "face", 1),
         ("ml.facial_recognition", "face", 2),
+        ("ml.ocr.cold", "preview", None),
+        ("ml.ocr", "preview", 1),
+        ("ml.ocr", "preview", 2),
     }
     assert all(r.errors == 0 for r in results)
-    for name in ("ml.clip_visual", "ml.clip_textual", "ml.facial_recognition"):
+    for name in ("ml.clip_visual", "ml.clip_textual", "ml.facial_recognition", "ml.ocr"):
         cold = next(r for r in results if r.workload == f"{name}.cold")
         warm = next(r for r in results if r.workload == name and r.parameters["concurrency"] == 1)
         assert cold.count == 1
@@ -70,6 +74,9 @@ async def test_cold_and_warm_runs_for_every_model(fake_ml_service: FakeMLService
     assert keyed[("ml.facial_recognition", "face", 1)].parameters["model"] == "buffalo_l"
     assert "faces found per image: 1" in keyed[("ml.facial_recognition", "face", 1)].notes
     assert "embedding length 512" in keyed[("ml.clip_textual", None, 1)].notes
+    ocr = keyed[("ml.ocr", "preview", 1)]
+    assert ocr.parameters["model"] == "PP-OCRv5_mobile" and ocr.parameters["width"] == 1440
+    assert "texts found per image: 2" in ocr.notes
     # The real /predict contract: one multipart request per inference naming task and model.
     tasks = {t for request in fake_ml_service.requests for t in request.get("tasks", [])}
     assert tasks == {
@@ -77,7 +84,43 @@ async def test_cold_and_warm_runs_for_every_model(fake_ml_service: FakeMLService
         "clip/textual/ViT-B-32__openai",
         "facial-recognition/detection/buffalo_l",
         "facial-recognition/recognition/buffalo_l",
+        "ocr/detection/PP-OCRv5_mobile",
+        "ocr/recognition/PP-OCRv5_mobile",
     }
+
+
+async def test_ocr_request_is_the_one_the_server_sends(fake_ml_service: FakeMLService) -> None:
+    ctx = make_ctx(fake_ml_service.url, clip_images=["thumbnail"], concurrency=[1])
+    ctx.options = {"ocr_model": "PP-OCRv5_server"}
+    fake_ml_service.ocr_latency = 0.05
+    results = await SUITE.run(ctx)
+    keyed = by_workload(results)
+    # No preview in the profile: OCR still gets a preview-sized image, as Immich sends.
+    warm = keyed[("ml.ocr", "preview", 1)]
+    assert warm.errors == 0 and warm.parameters["model"] == "PP-OCRv5_server"
+    assert warm.p50 >= 0.05  # seconds: the fake's OCR latency, which only OCR pays
+    assert keyed[("ml.clip_visual", "thumbnail", 1)].p50 < 0.05
+    entries = [r["entries"] for r in fake_ml_service.requests if "ocr" in r.get("entries", {})]
+    assert entries and entries[0] == {
+        "ocr": {
+            "detection": {
+                "modelName": "PP-OCRv5_server",
+                "options": {"minScore": 0.5, "maxResolution": 736},
+            },
+            "recognition": {"modelName": "PP-OCRv5_server", "options": {"minScore": 0.8}},
+        }
+    }
+
+
+async def test_ocr_model_that_fails_to_load_is_an_error(fake_ml_service: FakeMLService) -> None:
+    fake_ml_service.broken_models = {"PP-OCRv9_nope"}
+    ctx = make_ctx(fake_ml_service.url, clip_images=["thumbnail"], concurrency=[1])
+    ctx.options = {"ocr_model": "PP-OCRv9_nope"}
+    results = await SUITE.run(ctx)
+    cold = next(r for r in results if r.workload == "ml.ocr.cold")
+    assert cold.errors == 1 and cold.error_messages[0].startswith("HTTP 500")
+    assert not any(r.workload == "ml.ocr" for r in results)
+    assert next(r for r in results if r.workload == "ml.clip_visual").errors == 0
 
 
 async def test_models_are_configurable_and_unknown_dimensions_are_held_consistent(
@@ -88,7 +131,11 @@ async def test_models_are_configurable_and_unknown_dimensions_are_held_consisten
     ctx.options = {"clip_model": "ViT-B-16-SigLIP__webli", "face_model": "antelopev2"}
     results = await SUITE.run(ctx)
     assert all(r.errors == 0 for r in results)
-    assert {r.parameters["model"] for r in results} == {"ViT-B-16-SigLIP__webli", "antelopev2"}
+    assert {r.parameters["model"] for r in results} == {
+        "ViT-B-16-SigLIP__webli",
+        "antelopev2",
+        "PP-OCRv5_mobile",
+    }
     assert any("embedding length 768" in r.notes for r in results)
 
 
@@ -130,6 +177,7 @@ async def test_failures_are_counted_with_their_reason(
         "ml.clip_visual.cold",
         "ml.clip_textual.cold",
         "ml.facial_recognition.cold",
+        "ml.ocr.cold",
     ]
     for result in results:
         assert result.errors == 1 and result.count == 0
@@ -191,6 +239,28 @@ def test_answer_shapes_are_checked() -> None:
     ):
         with pytest.raises(ShapeError, match=message):
             check_face_answer(answer, (64, 48), DimensionCheck("face embedding", 3))
+
+    ocr: dict[str, Any] = {
+        "text": ["EXIT", "OPEN"],
+        "box": [0.1, 0.1, 0.5, 0.1, 0.5, 0.2, 0.1, 0.2] * 2,
+        "boxScore": [0.9, 0.8],
+        "textScore": [0.95, 0.9],
+    }
+    read = {"ocr": ocr, "imageWidth": 64, "imageHeight": 48}
+    assert check_ocr_answer(read, (64, 48)) == 2
+    empty = {"ocr": {"text": [], "box": [], "boxScore": [], "textScore": []}}
+    assert check_ocr_answer({**empty, "imageWidth": 64, "imageHeight": 48}, (64, 48)) == 0
+    for answer, message in (
+        ({"facial-recognition": []}, "no 'ocr' object"),
+        ({**read, "imageHeight": 10}, "do not match the 64x48 image"),
+        ({**read, "ocr": {**ocr, "textScore": None}}, "no list 'textScore'"),
+        ({**read, "ocr": {**ocr, "text": [1, 2]}}, "non-strings"),
+        ({**read, "ocr": {**ocr, "boxScore": [0.9]}}, "2 texts but 1 boxScores"),
+        ({**read, "ocr": {**ocr, "box": ocr["box"][:8]}}, "8 values for 2 texts"),
+        ({**read, "ocr": {**ocr, "box": ["a"] * 16}}, "non-numbers"),
+    ):
+        with pytest.raises(ShapeError, match=message):
+            check_ocr_answer(answer, (64, 48))
 
 
 def test_generated_images_have_realistic_sizes() -> None:

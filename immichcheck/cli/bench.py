@@ -86,6 +86,7 @@ def _parse_paths(values: tuple[str, ...]) -> dict[str, Path]:
 @option("--tag", "tags", multiple=True, help="Label stored with the run (repeatable).")
 @option("--clip-model", help="CLIP model for the ml suite (default ViT-B-32__openai).")
 @option("--face-model", help="Face model for the ml suite (default buffalo_l).")
+@option("--ocr-model", help="OCR model for the ml suite (default PP-OCRv5_mobile).")
 @option("--upload-count", type=click.IntRange(min=1), help="Assets to upload in the upload suite.")
 @option(
     "--video-size",
@@ -130,6 +131,7 @@ def bench(
     tags: tuple[str, ...],
     clip_model: str | None,
     face_model: str | None,
+    ocr_model: str | None,
     upload_count: int | None,
     video_size: int | None,
     node: str | None,
@@ -194,6 +196,7 @@ def bench(
     options = {
         "clip_model": clip_model,
         "face_model": face_model,
+        "ocr_model": ocr_model,
         "upload_count": upload_count,
         "video_size": video_size,
         "reports_dir": str(folder),  # the upload suite keeps its ledger of uploaded ids there

@@ -29,7 +29,8 @@ def forwarded_arguments(params: Mapping[str, Any]) -> tuple[str, ...]:
         args += ["--suite", str(suite)]
     if params.get("engine"):
         args += ["--engine", str(params["engine"])]
-    for name in ("clip_model", "face_model", "upload_count", "video_size", "ml_url", "server_url"):
+    models = ("clip_model", "face_model", "ocr_model")
+    for name in (*models, "upload_count", "video_size", "ml_url", "server_url"):
         value = params.get(name)
         if value is not None:
             args += ["--" + name.replace("_", "-"), str(value)]

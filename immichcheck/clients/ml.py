@@ -41,6 +41,27 @@ def facial_recognition_entries(model: str, min_score: float = 0.7) -> dict[str, 
     }
 
 
+def ocr_entries(
+    model: str,
+    min_detection_score: float = 0.5,
+    min_recognition_score: float = 0.8,
+    max_resolution: int = 736,
+) -> dict[str, Any]:
+    """`entries` for OCR (text detection plus recognition), as the Immich server sends them.
+
+    Defaults are Immich's machineLearning.ocr settings (server/src/config.ts).
+    """
+    return {
+        "ocr": {
+            "detection": {
+                "modelName": model,
+                "options": {"minScore": min_detection_score, "maxResolution": max_resolution},
+            },
+            "recognition": {"modelName": model, "options": {"minScore": min_recognition_score}},
+        }
+    }
+
+
 class MlClient:
     """An async client for one ML service; use as `async with MlClient(url) as client`."""
 

@@ -71,14 +71,14 @@ def deterministic_vector(seed_material: bytes, dimension: int) -> list[float]:
 class _Task:
     """One model invocation requested in `entries`."""
 
-    task: str  # "clip" | "facial-recognition"
+    task: str  # "clip" | "facial-recognition" | "ocr"
     kind: str  # "visual" | "textual" | "detection" | "recognition"
     model_name: str
     options: dict[str, Any]
 
 
 class FakeMLService(FakeHTTPServer):
-    """Fake Immich ML: /ping, / and /predict for CLIP and facial recognition."""
+    """Fake Immich ML: /ping, / and /predict for CLIP, facial recognition and OCR."""
 
     server_name = "immich-ml-fake"
 
@@ -87,6 +87,9 @@ class FakeMLService(FakeHTTPServer):
         self.cold_start: float = 0.0
         self.clip_dimension = DEFAULT_CLIP_DIMENSION
         self.faces_per_image = 1
+        self.texts_per_image = 2
+        # Seconds added to every request holding an OCR task (on top of `latency`).
+        self.ocr_latency = 0.0
         # Models that cannot load (a name the model hub does not have): /predict answers 500.
         self.broken_models: set[str] = set()
         self.loaded_models: set[tuple[str, str, str]] = set()
@@ -100,6 +103,8 @@ class FakeMLService(FakeHTTPServer):
             self.cold_start = 0.0
             self.clip_dimension = DEFAULT_CLIP_DIMENSION
             self.faces_per_image = 1
+            self.texts_per_image = 2
+            self.ocr_latency = 0.0
             self.broken_models = set()
             self.loaded_models = set()
             self.requests = []
@@ -147,23 +152,22 @@ class FakeMLService(FakeHTTPServer):
         except ValueError:
             return Response.json(422, {"detail": "Invalid request format."})
         entry["tasks"] = [f"{task.task}/{task.kind}/{task.model_name}" for task in tasks]
+        entry["entries"] = json.loads(raw_entries)  # as sent, for tests of the request
         image = form.files.get("image")
         text = form.fields.get("text")
         if image is None and text is None:
             return Response.json(400, {"detail": "Either image or text must be provided"})
         kinds = {(task.task, task.kind) for task in tasks}
-        if ("facial-recognition", "recognition") in kinds and (
-            "facial-recognition",
-            "detection",
-        ) not in kinds:
-            # The real service resolves model dependencies before running anything.
-            return Response.json(
-                400,
-                {
-                    "detail": "Task facial-recognition of type recognition depends on output "
-                    "of facial-recognition/detection"
-                },
-            )
+        for pipeline in ("facial-recognition", "ocr"):
+            if (pipeline, "recognition") in kinds and (pipeline, "detection") not in kinds:
+                # The real service resolves model dependencies before running anything.
+                return Response.json(
+                    400,
+                    {
+                        "detail": f"Task {pipeline} of type recognition depends on output "
+                        f"of {pipeline}/detection"
+                    },
+                )
         wants_image = any(task.kind in ("visual", "detection") for task in tasks)
         if (image is None) == wants_image:
             # A text handed to an image model (or the reverse) fails inside the model.
@@ -171,6 +175,8 @@ class FakeMLService(FakeHTTPServer):
         if any(task.model_name in self.broken_models for task in tasks):
             return Response.text(500, "Internal Server Error")
         self._load_models(tasks)
+        if self.ocr_latency > 0 and ("ocr", "detection") in kinds:
+            time.sleep(self.ocr_latency)
         if image is not None:
             try:
                 width, height = image_dimensions(image.head)
@@ -217,6 +223,12 @@ class FakeMLService(FakeHTTPServer):
                     "scores": [face["score"] for face in faces],
                     "landmarks": [[] for _ in faces],
                 }
+        ocr_detection = next((t for t in tasks if t.task == "ocr" and t.kind == "detection"), None)
+        if ocr_detection is not None:
+            recognition = next(
+                (t for t in tasks if t.task == "ocr" and t.kind == "recognition"), None
+            )
+            response["ocr"] = self._ocr(digest, ocr_detection, recognition, (width, height))
         # Every image request reports the decoded size, whatever the tasks.
         response["imageHeight"] = height
         response["imageWidth"] = width
@@ -248,6 +260,44 @@ class FakeMLService(FakeHTTPServer):
             )
         return faces
 
+    def _ocr(
+        self, digest: bytes, detection: _Task, recognition: _Task | None, size: tuple[int, int]
+    ) -> dict[str, Any]:
+        """Text lines stacked down the image, as immich_ml/models/ocr answers them.
+
+        Detection alone answers its raw output: `boxes` as 4 corner points in pixels of the
+        decoded image, and `scores`. With recognition
+        the answer is parallel arrays: `text`, `boxScore`, `textScore` per text and `box`
+        with 8 normalised corner coordinates per text; texts at or under the recognition
+        minScore (default 0.9 in the model) are dropped, as the real filter does.
+        """
+        min_box = float(detection.options.get("minScore", 0.5))
+        lines = []
+        for index in range(self.texts_per_image):
+            box_score = round(0.95 - 0.1 * index, 4)
+            if box_score < min_box:
+                continue
+            top, bottom = 0.1 + 0.1 * index, 0.17 + 0.1 * index
+            corners = [0.1, top, 0.6, top, 0.6, bottom, 0.1, bottom]
+            text = f"TEXT{digest.hex()[:6].upper()}-{index}"
+            lines.append((text, corners, box_score, round(0.97 - 0.05 * index, 4)))
+        if recognition is None:
+            return {
+                "boxes": [
+                    [[line[1][i] * size[0], line[1][i + 1] * size[1]] for i in range(0, 8, 2)]
+                    for line in lines
+                ],
+                "scores": [line[2] for line in lines],
+            }
+        min_text = float(recognition.options.get("minScore", 0.9))
+        kept = [line for line in lines if line[3] > min_text]
+        return {
+            "box": [value for line in kept for value in line[1]],
+            "boxScore": [line[2] for line in kept],
+            "text": [line[0] for line in kept],
+            "textScore": [line[3] for line in kept],
+        }
+
     def _predict_text(self, tasks: list[_Task], text: str) -> dict[str, Any]:
         response: dict[str, Any] = {}
         for task in tasks:
@@ -266,7 +316,11 @@ def _parse_entries(raw: str) -> list[_Task]:
     if not isinstance(entries, dict) or not entries:
         raise ValueError("entries must be a non-empty object")
     tasks: list[_Task] = []
-    allowed = {"clip": ("visual", "textual"), "facial-recognition": ("detection", "recognition")}
+    allowed = {
+        "clip": ("visual", "textual"),
+        "facial-recognition": ("detection", "recognition"),
+        "ocr": ("detection", "recognition"),
+    }
     for task_name, kinds in entries.items():
         if task_name not in allowed or not isinstance(kinds, dict) or not kinds:
             raise ValueError(f"unknown task {task_name!r}")

@@ -1,6 +1,6 @@
 """ML inference through the Immich machine-learning service's real `/predict` API.
 
-Workloads, each for the configured model (`--clip-model`, `--face-model`):
+Workloads, each for the configured model (`--clip-model`, `--face-model`, `--ocr-model`):
 
 - `ml.clip_visual.cold`, `ml.clip_textual.cold`, `ml.facial_recognition.cold`: the first
   request of the run per model (count 1). It includes the model load unless the service
@@ -9,10 +9,14 @@ Workloads, each for the configured model (`--clip-model`, `--face-model`):
 - `ml.clip_visual` (per image size: 12 MP photo, 1440 px preview, 250 px thumbnail),
   `ml.clip_textual` (short search queries), `ml.facial_recognition` (a portrait-like image):
   warm latency percentiles and requests/s at each concurrency of the profile (1, 2, 4).
+- `ml.ocr.cold`, `ml.ocr`: the OCR request Immich's server sends for each asset (text
+  detection + recognition with its default thresholds) on the preview-sized image, cold
+  first request then warm steps as above.
 
 Every answer is checked: a CLIP answer must hold an embedding of the model's length (512 for
 ViT-B-32), a face answer a list of faces with boundingBox/embedding/score and the image's
-size. Failed or malformed answers are counted as errors with their reason.
+size, an OCR answer `ocr` {text, box, boxScore, textScore} of matching lengths (8 box
+coordinates per text) and the image's size. Failed or malformed answers are counted as errors with their reason.
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from immichcheck.clients.ml import (
     clip_textual_entries,
     clip_visual_entries,
     facial_recognition_entries,
+    ocr_entries,
 )
 from immichcheck.common.records import BenchmarkResult
 from immichcheck.common.statistics import LatencyRecorder, summarize
 
 DEFAULT_CLIP_MODEL = "ViT-B-32__openai"
 DEFAULT_FACE_MODEL = "buffalo_l"
+DEFAULT_OCR_MODEL = "PP-OCRv5_mobile"  # Immich's machineLearning.ocr.modelName default
 # Embedding lengths of models whose size is certain; others are held to the first answer's.
 CLIP_DIMENSIONS: Mapping[str, int] = {
     "ViT-B-32__openai": 512,
@@ -143,6 +149,41 @@ def check_face_answer(answer: Any, size: tuple[int, int], dimension: DimensionCh
     return len(faces)
 
 
+def check_ocr_answer(answer: Any, size: tuple[int, int]) -> int:
+    """Validate an OCR answer for an image of `size`; returns the number of texts found.
+
+    The service answers parallel arrays (immich_ml/models/ocr/recognition.py): `text`,
+    `boxScore`, `textScore` one per text and `box` eight normalised coordinates per text,
+    which the server zips row by row, so unequal lengths would lose or shift texts.
+    """
+    if not isinstance(answer, dict) or not isinstance(answer.get("ocr"), dict):
+        raise ShapeError("answer has no 'ocr' object")
+    width, height = size
+    if answer.get("imageWidth") != width or answer.get("imageHeight") != height:
+        raise ShapeError(
+            f"imageWidth/imageHeight {answer.get('imageWidth')}x{answer.get('imageHeight')} "
+            f"do not match the {width}x{height} image sent"
+        )
+    ocr = answer["ocr"]
+    for field in ("text", "box", "boxScore", "textScore"):
+        if not isinstance(ocr.get(field), list):
+            raise ShapeError(f"'ocr' has no list '{field}'")
+    texts = ocr["text"]
+    if not all(isinstance(t, str) for t in texts):
+        raise ShapeError("'ocr.text' holds non-strings")
+    for field in ("box", "boxScore", "textScore"):
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in ocr[field]):
+            raise ShapeError(f"'ocr.{field}' holds non-numbers")
+    if len(ocr["boxScore"]) != len(texts) or len(ocr["textScore"]) != len(texts):
+        raise ShapeError(
+            f"'ocr' has {len(texts)} texts but {len(ocr['boxScore'])} boxScores and "
+            f"{len(ocr['textScore'])} textScores"
+        )
+    if len(ocr["box"]) != 8 * len(texts):
+        raise ShapeError(f"'ocr.box' has {len(ocr['box'])} values for {len(texts)} texts (8 each)")
+    return len(texts)
+
+
 async def timed_requests(
     call: Callable[[int], Awaitable[None]],
     *,
@@ -194,7 +235,7 @@ def _with_timeout(model: _Model, timeout: float) -> Callable[[int], Awaitable[An
 
 
 class MlSuite:
-    """CLIP visual/textual and facial recognition: cold first request, then warm latency."""
+    """CLIP visual/textual, facial recognition, OCR: cold first request, then warm latency."""
 
     name = "ml"
 
@@ -210,6 +251,7 @@ class MlSuite:
         section = {**DEFAULTS, **ctx.profile.section("ml")}
         clip_model = str(ctx.options.get("clip_model") or DEFAULT_CLIP_MODEL)
         face_model = str(ctx.options.get("face_model") or DEFAULT_FACE_MODEL)
+        ocr_model = str(ctx.options.get("ocr_model") or DEFAULT_OCR_MODEL)
         concurrency = [int(c) for c in section["concurrency"]]
         image_names = [str(name) for name in section["clip_images"]]
         unknown = [name for name in image_names if name not in images.IMAGE_SIZES]
@@ -233,6 +275,7 @@ class MlSuite:
         clip_dimension = DimensionCheck("clip embedding", CLIP_DIMENSIONS.get(clip_model))
         face_dimension = DimensionCheck("face embedding", FACE_DIMENSIONS.get(face_model))
         face_counts: list[int] = []
+        text_counts: list[int] = []
         results: list[BenchmarkResult] = []
         async with MlClient(ctx.ml_url, max_connections=max(concurrency) + 1) as client:
 
@@ -261,6 +304,25 @@ class MlSuite:
                 count = check_face_answer(answer, images.FACE_SIZE, face_dimension)
                 face_counts.append(count)
                 return count
+
+            # Immich sends OCR the preview; without one in the profile, a fresh 1440 px image.
+            ocr_size = images.IMAGE_SIZES["preview"]
+            ocr_picture = pictures.get("preview") or await asyncio.to_thread(
+                images.photo_jpeg, *ocr_size
+            )
+
+            async def ocr(_number: int, timeout: float) -> Any:
+                answer = await client.predict(
+                    ocr_entries(ocr_model), image=ocr_picture, timeout=timeout
+                )
+                count = check_ocr_answer(answer, ocr_size)
+                text_counts.append(count)
+                return count
+
+            def ocr_notes() -> list[str]:
+                if not text_counts:
+                    return []
+                return [f"texts found per image: {max(text_counts)}"]
 
             def clip_notes() -> list[str]:
                 return (
@@ -304,6 +366,15 @@ class MlSuite:
                         {"image": "face", "width": images.FACE_SIZE[0]},
                         faces,
                         face_notes,
+                    )
+                ],
+                [
+                    _Model(
+                        "ml.ocr",
+                        ocr_model,
+                        {"image": "preview", "width": ocr_size[0], "bytes": len(ocr_picture)},
+                        ocr,
+                        ocr_notes,
                     )
                 ],
             ]
