@@ -187,8 +187,15 @@ def test_estimates_equal_the_arithmetic_within_the_measured_spread(measured: Mea
     file_bytes = photo.parameters["file_bytes"]
     assert upload.seconds_p50 == pytest.approx(LIBRARY_BYTES * photo.p50 / file_bytes)
     assert upload.seconds_p90 == pytest.approx(LIBRARY_BYTES * photo.p90 / file_bytes)
-    assert by_job["ocr"].seconds_p50 is None
-    assert "OCR is enabled on the server" in by_job["ocr"].missing
+
+    ocr = by_job["ocr"]
+    assert (ocr.seconds_p50, ocr.seconds_p90) == _expected(record, "ml.ocr", 1, assets)
+    assert assets * ML_LATENCY <= ocr.seconds_p50 <= ocr.seconds_p90  # type: ignore[operator]
+    assert (
+        "ml.ocr PP-OCRv5_mobile on the 1440 px preview at concurrency 1 "
+        "(the server's job.ocr.concurrency is 1)" in ocr.basis
+    )
+    assert "texts found per image: 2" in ocr.basis
     assert section.library.startswith("1,230 assets (1,200 photos, 30 videos), 5.1 GB, from GET")
 
 
@@ -202,7 +209,9 @@ def test_bench_prints_the_answer_paragraph(measured: Measured) -> None:
         f"Capacity on {node}: smart search {format_duration(low)} (p50) to "
         f"{format_duration(high)} (p90); faces "
     )
-    assert "OCR: OCR is enabled on the server (job.ocr.concurrency 1)" in text
+    ocr_low, ocr_high = _expected(measured.record, "ml.ocr", 1, PHOTOS + VIDEOS)
+    assert f"; OCR {format_duration(ocr_low)} (p50) to {format_duration(ocr_high)} (p90);" in text
+    assert "OCR: run " in text and "ml.ocr PP-OCRv5_mobile on the 1440 px preview" in text
     assert "Library: 1,230 assets (1,200 photos, 30 videos), 5.1 GB, from GET" in text
     assert "Not measured: thumbnail generation, metadata extraction and video transcoding" in text
     assert "Faces: 1 per photo assumed (immichcheck's assumption, not a measured figure" in text
@@ -269,7 +278,12 @@ def test_export_writes_capacity_seconds(
     lines = target.read_text().splitlines()
     assert f'immichcheck_capacity_seconds{{estimate="p50",{labels}}} {format_value(low)}' in lines
     assert f'immichcheck_capacity_seconds{{estimate="p90",{labels}}} {format_value(high)}' in lines
-    assert not any('job="ocr"' in line for line in lines)  # no estimate, no sample
+    ocr_low, _ = _expected(measured.record, "ml.ocr", 1, PHOTOS + VIDEOS)
+    ocr_labels = f'job="ocr",node="{measured.record.node}"'
+    assert (
+        f'immichcheck_capacity_seconds{{estimate="p50",{ocr_labels}}} {format_value(ocr_low)}'
+        in lines
+    )
 
 
 # ---------------------------------------------------------------------------- missing pieces
@@ -369,6 +383,36 @@ def test_configured_concurrency_not_measured_uses_the_level_below() -> None:
     level2 = results[1]
     assert smart.seconds_p50 == 1000 * level2.p50 / 2
     assert "3 was not measured, so this uses 2 and assumes no gain above it" in smart.basis
+
+
+def test_ocr_uses_the_server_concurrency_and_says_what_to_run_without_a_run() -> None:
+    result = generated(
+        "ml.ocr",
+        {"model": "PP-OCRv5_mobile", "image": "preview", "width": 1440, "concurrency": 2},
+        0.4,
+        count=50,
+        seed=3,
+    )
+    result = replace(result, notes=("texts found per image: 2",))
+    settings = JobSettings({"smartSearch": 2, "faceDetection": 2, "ocr": 2}, {}, 1440, "test")
+    inputs = CapacityInputs(LibrarySize(assets=1000, size_bytes=None, source="test"), settings)
+    by_job = {e.job: e for e in estimate_capacity([run(0, benchmarks=[result])], inputs).estimates}
+    assert (by_job["ocr"].seconds_p50, by_job["ocr"].seconds_p90) == (
+        1000 * result.p50 / 2,
+        1000 * result.p90 / 2,
+    )
+    assert "at concurrency 2 (the server's job.ocr.concurrency is 2); per request p50" in (
+        by_job["ocr"].basis
+    )
+    assert by_job["ocr"].basis.endswith("; texts found per image: 2")
+
+    # An ml run from before the suite timed OCR: a sentence saying what to run, not a zero.
+    clip = generated("ml.clip_visual", {"image": "preview", "width": 1440, "concurrency": 2}, 0.1)
+    by_job = {e.job: e for e in estimate_capacity([run(1, benchmarks=[clip])], inputs).estimates}
+    assert by_job["ocr"].seconds_p50 is None
+    assert by_job["ocr"].missing == (
+        "no ml.ocr result: run immichcheck bench --suite ml --ml-url URL (or bench --node NODE)"
+    )
 
 
 def test_two_nodes_are_compared(tmp_path: Path) -> None:

@@ -50,7 +50,10 @@ ML_JOBS = (
         "faces_enabled",
         "machineLearning.facialRecognition.enabled",
     ),
+    (OCR, "ml.ocr", "ocr_enabled", "machineLearning.ocr.enabled"),
 )
+# Workloads timed on the preview image, as Immich sends it; faces use the bench portrait.
+PREVIEW_JOBS = (SMART_SEARCH, OCR)
 RUN_ML = "immichcheck bench --suite ml --ml-url URL (or bench --node NODE)"
 RUN_UPLOAD = "immichcheck bench --suite upload --server-url URL --api-key KEY"
 GIVE_LIBRARY = (
@@ -60,8 +63,8 @@ GIVE_LIBRARY = (
 LIMITS = (
     "Not measured: thumbnail generation, metadata extraction and video transcoding run in the "
     "server, before and beside these jobs, on the same CPUs.",
-    "Each job is estimated alone; smart search and faces share one ML service, so when its "
-    "CPU is the limit both together take about the sum.",
+    "Each job is estimated alone; smart search, faces and OCR share one ML service, so when "
+    "its CPU is the limit they together take about the sum.",
     "The range runs from every asset taking the measured median (p50) time to every asset "
     "taking the p90; real photos vary more than the bench's generated images.",
 )
@@ -246,7 +249,7 @@ def _ml_estimate(
         b
         for b in run.benchmarks
         if b.workload == workload
-        and (job != SMART_SEARCH or b.parameters.get("image") == "preview")
+        and (job not in PREVIEW_JOBS or b.parameters.get("image") == "preview")
     ]
     result, level_note = _pick_level(candidates, wanted)
     if result is None:
@@ -269,15 +272,16 @@ def _ml_estimate(
     image = (
         f"the {result.parameters.get('width', '?')} px {result.parameters.get('image', 'image')}"
     )
-    # What the face request embedded: "faces found per image: 1" or "no face found ...".
-    faces = next((n for n in result.notes if n.startswith(("faces found", "no face found"))), "")
+    # What the request found: "faces found per image: 1", "no face found ...", "texts found ...".
+    found = ("faces found", "no face found", "texts found")
+    found_note = next((n for n in result.notes if n.startswith(found)), "")
     basis = (
         f"run {run.run_id}: {workload} {result.parameters.get('model', '')} on {image} at "
         f"concurrency {level} ({origin} job.{job}.concurrency is {wanted}{level_note}); "
         f"per request p50 {_ms(result.p50)}, p90 {_ms(result.p90)} over {result.count} requests"
     )
-    if faces:
-        basis += f"; {faces}"
+    if found_note:
+        basis += f"; {found_note}"
     if result.errors:
         basis += f"; {result.errors} request(s) failed and are not counted"
     if settings.preview_size != result.parameters.get("width"):
@@ -330,24 +334,6 @@ def _upload_estimate(
     )  # fmt: skip
 
 
-def _ocr_estimate(node: str, settings: JobSettings) -> CapacityEstimate:
-    if settings.enabled.get("ocr_enabled") is False:
-        return CapacityEstimate(
-            node, OCR, None, None, "",
-            "OCR is disabled on the server (machineLearning.ocr.enabled): nothing to process",
-        )  # fmt: skip
-    state = (
-        "enabled on the server"
-        if settings.enabled.get("ocr_enabled")
-        else ("on by default in Immich")
-    )
-    return CapacityEstimate(
-        node, OCR, None, None, "",
-        f"OCR is {state} (job.ocr.concurrency {settings.concurrency.get(OCR, 1)}), but the ml "
-        "suite does not time OCR requests: no estimate",
-    )  # fmt: skip
-
-
 def _disabled(node: str, job: str, setting: str) -> CapacityEstimate:
     return CapacityEstimate(
         node, job, None, None, "",
@@ -372,7 +358,6 @@ def estimate_capacity(runs: Sequence[RunRecord], inputs: CapacityInputs) -> Capa
                 estimates.append(_disabled(node, job, setting))
             else:
                 estimates.append(_ml_estimate(node, ordered, job, workload, inputs))
-        estimates.append(_ocr_estimate(node, inputs.settings))
         estimates.append(_upload_estimate(node, ordered, inputs))
     if not nodes:
         missing = f"no ML benchmark run stored: run {RUN_ML}"

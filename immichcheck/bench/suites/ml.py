@@ -16,7 +16,8 @@ Workloads, each for the configured model (`--clip-model`, `--face-model`, `--ocr
 Every answer is checked: a CLIP answer must hold an embedding of the model's length (512 for
 ViT-B-32), a face answer a list of faces with boundingBox/embedding/score and the image's
 size, an OCR answer `ocr` {text, box, boxScore, textScore} of matching lengths (8 box
-coordinates per text) and the image's size. Failed or malformed answers are counted as errors with their reason.
+coordinates per text) and the image's size. Failed or malformed answers are counted as errors
+with their reason.
 """
 
 from __future__ import annotations
@@ -307,9 +308,9 @@ class MlSuite:
 
             # Immich sends OCR the preview; without one in the profile, a fresh 1440 px image.
             ocr_size = images.IMAGE_SIZES["preview"]
-            ocr_picture = pictures.get("preview") or await asyncio.to_thread(
-                images.photo_jpeg, *ocr_size
-            )
+            ocr_picture = pictures.get("preview")
+            if ocr_picture is None:
+                ocr_picture = await asyncio.to_thread(images.photo_jpeg, *ocr_size)
 
             async def ocr(_number: int, timeout: float) -> Any:
                 answer = await client.predict(
