@@ -30,7 +30,7 @@ MASK = "***"
 _MIN_SECRET_LENGTH = 1
 # A value is searched for inside other text only from this length on, and only when it is
 # not ordinary text (see _could_be_ordinary_text).
-_MIN_SEARCHED_LENGTH = 10
+_MIN_SEARCHED_LENGTH = 6
 # Passwords people actually type (and default ones of the stack): never searched as substrings.
 _COMMON_PASSWORDS = frozenset(
     {

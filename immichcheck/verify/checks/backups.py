@@ -204,7 +204,12 @@ def newest_backup_size(facts: Facts) -> Verdict:
                 size=size,
                 previous=previous,
             )
-        return passed(f"{name} is {_size(size)} (previous {_size(previous)})", _target(data))
+        return passed(
+            f"{name} is {_size(size)} (previous {_size(previous)})",
+            _target(data),
+            size=size,
+            previous=previous,
+        )
     return passed(f"{name} is {_size(size)}", _target(data), size=size)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from immichcheck.clients.immich_admin import SYSTEM_CONFIG
-from immichcheck.verify.checks import Facts, Verdict, check, failed, passed, warned
+from immichcheck.verify.checks import Facts, Verdict, check, errored, failed, passed, warned
 from immichcheck.verify.checks.admin_answers import config_section, unusable
 
 
@@ -41,7 +41,7 @@ def server_calls_our_ml(facts: Facts) -> Verdict:
         return problem
     section = config_section(data["answer"], "machineLearning")
     if not isinstance(section, dict):
-        return failed("the config has no machineLearning section", target)
+        return errored("could not run: the config has no machineLearning section", target)
     urls = [str(u) for u in section.get("urls") or []]
     features = [
         name

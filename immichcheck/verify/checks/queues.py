@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from immichcheck.clients.immich_admin import stall_candidates
 from immichcheck.verify.checks import (
     Facts,
     Verdict,
@@ -96,13 +97,8 @@ def no_queue_stalled(facts: Facts) -> Verdict:
     if problem:
         return problem
     first, second = data["first"], data.get("second")
-    candidates = [
-        name
-        for name, state in first.items()
-        if not state["paused"]
-        and state["counts"].get("waiting", 0) > 0
-        and state["counts"].get("active", 0) == 0
-    ]
+    # The same rule the probe used to decide on a second reading.
+    candidates = stall_candidates(first)
     if not candidates:
         return passed("every queue with waiting work has jobs active (or is paused)", _target(data))
     if second is None:
@@ -110,7 +106,12 @@ def no_queue_stalled(facts: Facts) -> Verdict:
     settle = float(data.get("settle_seconds", 0.0))
     stalled, moving = [], []
     for name in candidates:
-        before, after = first[name]["counts"], (second.get(name) or {}).get("counts", {})
+        if name not in second:
+            return errored(
+                f"could not run: the second reading of the queues did not list {name}",
+                _target(data),
+            )
+        before, after = first[name]["counts"], second[name]["counts"]
         if after == before and after.get("active", 0) == 0:
             stalled.append(f"{name} ({before.get('waiting', 0)} waiting)")
         else:
