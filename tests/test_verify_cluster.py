@@ -19,6 +19,7 @@ from tests.test_checks_cluster import STRONG_JWT
 from tests.test_verify_integration import (
     MEDIA_FOLDERS,
     _redis_db,
+    assert_verdict,
     message,
     run_cli,
     run_json,
@@ -210,10 +211,8 @@ def test_each_injected_fault(
     exit_code: int,
 ) -> None:
     _fault(fault)(fake_cluster)
-    exit_status, record = run_json([*cluster_args, *CLUSTER], capsys)
-    assert statuses(record)[code] == status
-    assert text in message(record, code)
-    assert exit_status == exit_code
+    outcome = run_json([*cluster_args, *CLUSTER], capsys)
+    record = assert_verdict(outcome, code, status, text, exit_code)
     if code == "IC-CL-003":
         assert "immich123" not in record.to_json()
 

@@ -141,6 +141,17 @@ def message(record: RunRecord, code: str) -> str:
     return " | ".join(c.message for c in record.checks if c.code == code)
 
 
+def assert_verdict(
+    outcome: tuple[int, RunRecord], code: str, status: Status, text: str, exit_code: int
+) -> RunRecord:
+    """One check's worst status and a part of its message, and the run's exit code."""
+    exit_status, record = outcome
+    assert statuses(record)[code] == status
+    assert text in message(record, code)
+    assert exit_status == exit_code
+    return record
+
+
 @pytest.fixture
 def healthy_args(
     cluster_dump: Path,

@@ -17,7 +17,7 @@ import pytest
 from immichcheck.common.records import Status
 from tests.fakes import kube_nodes
 from tests.test_checks_cluster import healthy_cluster_objects, write_dump
-from tests.test_verify_integration import message, run_json, statuses
+from tests.test_verify_integration import assert_verdict, message, run_json, statuses
 
 NODES = ["--only", "nodes", "--no-save"]
 NODE_CODES = ["IC-ND-701", "IC-ND-702", "IC-ND-703", "IC-ND-704", "IC-ND-705"]
@@ -157,10 +157,8 @@ def test_each_node_fault(
     exit_code: int,
 ) -> None:
     _fault(fault)(fake_cluster)
-    exit_status, record = run_json([*cluster_args, *NODES], capsys)
-    assert statuses(record)[code] == status
-    assert text in message(record, code)
-    assert exit_status == exit_code
+    outcome = run_json([*cluster_args, *NODES], capsys)
+    assert_verdict(outcome, code, status, text, exit_code)
 
 
 def test_pressure_is_unknown_while_the_kubelet_is_silent(

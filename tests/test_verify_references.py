@@ -20,7 +20,7 @@ from immichcheck.deploy.cross_references import ObjectSet, broken_references
 from immichcheck.deploy.manifest_files import load_manifest_documents
 from immichcheck.deploy.validation import validate_manifests
 from tests.test_manifests_validation import broken_copy
-from tests.test_verify_integration import message, run_json, statuses
+from tests.test_verify_integration import assert_verdict, message, run_json, statuses
 
 CLUSTER = ["--only", "cluster", "--no-save"]
 BODY_SIZE = "nginx.ingress.kubernetes.io/proxy-body-size"
@@ -252,10 +252,8 @@ def test_each_broken_reference(
 ) -> None:
     plural, name, change = FAULTS[fault]
     edit(fake_cluster, plural, name, change)
-    exit_status, record = run_json([*cluster_args, *CLUSTER], capsys)
-    assert statuses(record)[code] == status
-    assert text in message(record, code)
-    assert exit_status == exit_code
+    outcome = run_json([*cluster_args, *CLUSTER], capsys)
+    assert_verdict(outcome, code, status, text, exit_code)
 
 
 def test_healthy_cluster_passes_every_reference_and_annotation_check(
